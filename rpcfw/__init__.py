@@ -1,0 +1,34 @@
+"""rpcfw: an async RPC framework for Python, wire-compatible with gRPC.
+
+The public API is what ``__all__`` lists; everything else is private.
+"""
+
+from .__about__ import __version__
+from ._method import CallOptions, Message, MethodSpec, ServerMethod, ServiceBase
+from ._status import Cardinality, Status
+from .client import BidiStream, Channel
+from .errors import ChannelClosedError, MessageTooLargeError, RpcError, RpcfwError, StreamRefusedError
+from .metadata import Metadata, MetadataLike
+from .server import CallContext, Server
+
+__all__ = (
+    "BidiStream",
+    "CallContext",
+    "CallOptions",
+    "Cardinality",
+    "Channel",
+    "ChannelClosedError",
+    "Message",
+    "MessageTooLargeError",
+    "Metadata",
+    "MetadataLike",
+    "MethodSpec",
+    "RpcError",
+    "RpcfwError",
+    "Server",
+    "ServerMethod",
+    "ServiceBase",
+    "Status",
+    "StreamRefusedError",
+    "__version__",
+)

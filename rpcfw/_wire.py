@@ -1,0 +1,143 @@
+"""gRPC-over-HTTP/2 wire rules that need no IO: message framing, status and header mapping."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+
+from h2.errors import ErrorCodes
+
+from . import __about__
+from ._status import Status
+from .errors import MessageTooLargeError, RpcError
+from .metadata import decode_grpc_message, decode_metadata, encode_grpc_message
+
+__all__ = [
+    "DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH",
+    "GRPC_CONTENT_TYPE",
+    "USER_AGENT",
+    "frame_message",
+    "is_grpc_content_type",
+    "parse_message_prefix",
+    "rst_code_to_status",
+    "status_from_headers",
+    "status_from_http",
+    "trailers_for",
+]
+
+GRPC_CONTENT_TYPE = "application/grpc"
+DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
+USER_AGENT = (
+    f"grpc-python-rpcfw/{__about__.__version__} "
+    f"({platform.system().lower()}; {platform.python_implementation().lower()}/"
+    f"{platform.python_version()})"
+)
+_MAX_WIRE_LENGTH = 2**32 - 1
+
+
+def frame_message(payload: bytes, max_length: int | None = None) -> bytes:
+    """The 5-byte gRPC length prefix (uncompressed) followed by the payload."""
+    length = len(payload)
+    if max_length is not None and length > max_length:
+        raise MessageTooLargeError(length, max_length, "Sent")
+    if length > _MAX_WIRE_LENGTH:
+        raise MessageTooLargeError(length, _MAX_WIRE_LENGTH, "Sent")
+    return b"\x00" + length.to_bytes(4, "big") + payload
+
+
+def parse_message_prefix(prefix: bytes, max_length: int) -> int:
+    """Validate a 5-byte prefix and return the message length that follows it."""
+    if len(prefix) != 5:
+        raise RpcError(Status.INTERNAL, "truncated gRPC message prefix")
+    flag = prefix[0]
+    if flag == 1:
+        raise RpcError(
+            Status.UNIMPLEMENTED, "compressed message received; rpcfw supports identity only"
+        )
+    if flag != 0:
+        raise RpcError(Status.INTERNAL, f"invalid gRPC message flag {flag}")
+    length = int.from_bytes(prefix[1:5], "big")
+    if length > max_length:
+        raise MessageTooLargeError(length, max_length, "Received")
+    return length
+
+
+def is_grpc_content_type(value: str | None) -> bool:
+    if value is None:
+        return False
+    base, _, sub = value.partition("+")
+    return base == GRPC_CONTENT_TYPE and sub in ("", "proto")
+
+
+# gRPC's HTTP -> status mapping for responses that are not gRPC at all.
+_HTTP_TO_STATUS = {
+    "400": Status.INTERNAL,
+    "401": Status.UNAUTHENTICATED,
+    "403": Status.PERMISSION_DENIED,
+    "404": Status.UNIMPLEMENTED,
+    "429": Status.UNAVAILABLE,
+    "502": Status.UNAVAILABLE,
+    "503": Status.UNAVAILABLE,
+    "504": Status.UNAVAILABLE,
+}
+
+
+def status_from_http(http_status: str) -> RpcError:
+    status = _HTTP_TO_STATUS.get(http_status, Status.UNKNOWN)
+    return RpcError(status, f"received HTTP status {http_status}")
+
+
+def status_from_headers(headers: Iterable[tuple[str, str]]) -> RpcError | None:
+    """The call's outcome from trailers (or a trailers-only response): None means OK."""
+    code: str | None = None
+    message: str | None = None
+    for key, value in headers:
+        if key == "grpc-status":
+            code = value
+        elif key == "grpc-message":
+            message = decode_grpc_message(value)
+    if code is None:
+        return RpcError(Status.UNKNOWN, "missing grpc-status in trailers")
+    try:
+        status = Status(int(code))
+    except ValueError:
+        return RpcError(Status.UNKNOWN, f"invalid grpc-status {code!r}")
+    if status is Status.OK:
+        return None
+    return RpcError(status, message, trailing_metadata=decode_metadata(headers))
+
+
+# gRPC spec, "Errors": RST_STREAM codes seen by a client, mapped to statuses.
+_RST_TO_STATUS = {
+    ErrorCodes.NO_ERROR: Status.INTERNAL,
+    ErrorCodes.PROTOCOL_ERROR: Status.INTERNAL,
+    ErrorCodes.INTERNAL_ERROR: Status.INTERNAL,
+    ErrorCodes.FLOW_CONTROL_ERROR: Status.INTERNAL,
+    ErrorCodes.SETTINGS_TIMEOUT: Status.INTERNAL,
+    ErrorCodes.FRAME_SIZE_ERROR: Status.INTERNAL,
+    ErrorCodes.REFUSED_STREAM: Status.UNAVAILABLE,
+    ErrorCodes.CANCEL: Status.CANCELLED,
+    ErrorCodes.COMPRESSION_ERROR: Status.INTERNAL,
+    ErrorCodes.CONNECT_ERROR: Status.INTERNAL,
+    ErrorCodes.ENHANCE_YOUR_CALM: Status.RESOURCE_EXHAUSTED,
+    ErrorCodes.INADEQUATE_SECURITY: Status.PERMISSION_DENIED,
+}
+
+
+def rst_code_to_status(code: int) -> RpcError:
+    try:
+        status = _RST_TO_STATUS.get(ErrorCodes(code), Status.INTERNAL)
+    except ValueError:
+        status = Status.INTERNAL
+    return RpcError(status, f"stream reset by peer with HTTP/2 error code {code}")
+
+
+def trailers_for(
+    status: Status, message: str | None, metadata: list[tuple[str, str]] | None = None
+) -> list[tuple[str, str]]:
+    trailers = [("grpc-status", str(status.value))]
+    if message:
+        trailers.append(("grpc-message", encode_grpc_message(message)))
+    if metadata:
+        trailers.extend(metadata)
+    return trailers

@@ -1,0 +1,122 @@
+"""Streaming call objects handed to users: the bidirectional stream and request pumping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Generic
+
+from .._method import ReqT, RespT
+from .._status import Status
+from ..errors import RpcError
+from ..metadata import Metadata
+from ._call import ClientCall
+
+__all__ = ["BidiStream", "iterate_requests", "send_all"]
+
+
+async def iterate_requests(requests: Iterable[ReqT] | AsyncIterable[ReqT]) -> AsyncIterator[ReqT]:
+    if isinstance(requests, AsyncIterable):
+        async for request in requests:
+            yield request
+    else:
+        for request in requests:
+            yield request
+
+
+async def send_all(
+    call: ClientCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
+) -> None:
+    """Send every request, then half-close. Stops quietly if the server already answered."""
+    try:
+        async for request in iterate_requests(requests):
+            await call.send(request)
+        await call.end()
+    except RpcError:
+        if not call.done:
+            raise
+
+
+class BidiStream(Generic[ReqT, RespT]):
+    """A bidirectional call: ``send``/``done_writing`` and ``recv``/``async for``, usable from
+    different tasks at once. Use it as an async context manager; leaving the block before the
+    call finished cancels it (RST_STREAM CANCEL)."""
+
+    def __init__(self, opener: Callable[[], Awaitable[ClientCall[ReqT, RespT]]]) -> None:
+        self._opener = opener
+        self._call: ClientCall[ReqT, RespT] | None = None
+        self._opening: asyncio.Future[ClientCall[ReqT, RespT]] | None = None
+
+    async def _get(self) -> ClientCall[ReqT, RespT]:
+        if self._call is not None:
+            return self._call
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._opener())
+        self._call = await asyncio.shield(self._opening)
+        return self._call
+
+    async def __aenter__(self) -> BidiStream[ReqT, RespT]:
+        await self._get()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Finish: cancels the call if the server has not sent its status yet."""
+        if self._call is None and self._opening is not None:
+            with contextlib.suppress(BaseException):
+                self._call = await self._opening
+        if self._call is not None:
+            if not self._call.done:
+                self._call.cancel("stream closed before the call finished")
+            self._call.close()
+
+    async def send(self, message: ReqT) -> None:
+        await (await self._get()).send(message)
+
+    async def done_writing(self) -> None:
+        """Half-close: tell the server no more requests follow."""
+        await (await self._get()).end()
+
+    async def recv(self) -> RespT | None:
+        """The next response, or None when the server ended the call with OK."""
+        call = await self._get()
+        message = await call.recv()
+        if message is None:
+            await call.finish()
+        return message
+
+    def __aiter__(self) -> AsyncIterator[RespT]:
+        return self
+
+    async def __anext__(self) -> RespT:
+        message = await self.recv()
+        if message is None:
+            raise StopAsyncIteration
+        return message
+
+    async def cancel(self) -> None:
+        """Cancel the call: the server sees CANCELLED, waiting readers get RpcError(CANCELLED)."""
+        call = await self._get()
+        call.cancel()
+
+    @property
+    def initial_metadata(self) -> Metadata | None:
+        return None if self._call is None else self._call.initial_metadata
+
+    @property
+    def trailing_metadata(self) -> Metadata | None:
+        return None if self._call is None else self._call.trailing_metadata
+
+    @property
+    def status(self) -> Status | None:
+        """OK once the call finished successfully; None while it runs."""
+        return Status.OK if self._call is not None and self._call.done else None

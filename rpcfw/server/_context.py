@@ -1,0 +1,144 @@
+"""CallContext: what a server method sees of its call, and the response half of the stream."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, NoReturn
+
+from .._status import Status
+from .._wire import GRPC_CONTENT_TYPE, frame_message, trailers_for
+from ..errors import RpcError
+from ..metadata import Metadata, MetadataLike, encode_metadata
+
+if TYPE_CHECKING:
+    from grpclib.protocol import Stream
+
+    from .._h2 import RpcfwProtocol
+
+__all__ = ["CallContext"]
+
+_RESPONSE_HEADERS = [(":status", "200"), ("content-type", GRPC_CONTENT_TYPE)]
+
+
+class CallContext:
+    """Per-call information and controls for server methods.
+
+    - ``method``: the full method path, e.g. ``/echo.v1.Echo/Unary``
+    - ``invocation_metadata``: the client's metadata
+    - ``peer``: ``host:port`` of the client
+    - ``deadline``: absolute event-loop time of the call's deadline, or None
+    """
+
+    __slots__ = (
+        "_headers_sent",
+        "_initial",
+        "_max_send",
+        "_protocol",
+        "_stream",
+        "_trailing",
+        "cancelled",
+        "deadline",
+        "invocation_metadata",
+        "method",
+        "peer",
+        "user_agent",
+    )
+
+    def __init__(
+        self,
+        protocol: RpcfwProtocol,
+        stream: Stream,
+        method: str,
+        metadata: Metadata,
+        deadline: float | None,
+        user_agent: str | None,
+        max_send: int | None,
+    ) -> None:
+        self._protocol = protocol
+        self._stream = stream
+        self._max_send = max_send
+        self._headers_sent = False
+        self._initial: list[tuple[str, str]] = []
+        self._trailing: list[tuple[str, str]] = []
+        self.method = method
+        self.invocation_metadata = metadata
+        self.deadline = deadline
+        self.user_agent = user_agent
+        self.cancelled = False
+        peer = None if protocol.transport is None else protocol.transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "unknown"
+
+    def time_remaining(self) -> float | None:
+        """Seconds left until the deadline (never negative), or None without a deadline."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+    def set_initial_metadata(self, metadata: MetadataLike) -> None:
+        """Metadata to send with the response headers (before the first message)."""
+        if self._headers_sent:
+            raise RuntimeError("response headers were already sent")
+        self._initial = encode_metadata(metadata)
+
+    async def send_initial_metadata(self, metadata: MetadataLike | None = None) -> None:
+        """Send the response headers now (with ``metadata``)."""
+        if metadata is not None:
+            self.set_initial_metadata(metadata)
+        if not self._headers_sent:
+            self._headers_sent = True
+            await self._stream.send_headers(_RESPONSE_HEADERS + self._initial)
+
+    def set_trailing_metadata(self, metadata: MetadataLike) -> None:
+        """Metadata to send with the status at the end of the call."""
+        self._trailing = encode_metadata(metadata)
+
+    def abort(self, status: Status, message: str | None = None) -> NoReturn:
+        """End the call now with ``status`` (raises RpcError, which the server turns into
+        the response status)."""
+        if status is Status.OK:
+            raise ValueError("abort() needs an error status")
+        raise RpcError(status, message)
+
+    # -- used by the dispatcher ----------------------------------------------------------
+    async def send_message(self, payload: bytes) -> None:
+        if not self._headers_sent:
+            await self.send_initial_metadata()
+        await self._stream.send_data(frame_message(payload, self._max_send))
+
+    async def send_status(
+        self, status: Status, message: str | None, extra: list[tuple[str, str]] | None = None
+    ) -> None:
+        trailing = self._trailing + extra if extra else self._trailing
+        trailers = trailers_for(status, message, trailing)
+        if not self._headers_sent:  # trailers-only response
+            self._headers_sent = True
+            await self._stream.send_headers(_RESPONSE_HEADERS + trailers, end_stream=True)
+        else:
+            await self._stream.send_headers(trailers, end_stream=True)
+
+    def try_send_unary(self, payload: bytes) -> bool:
+        """Headers, message and OK trailers in one socket write, when flow control allows.
+
+        Returns False (nothing sent) when the message must go the slow, flow-controlled way.
+        """
+        if self._headers_sent or not self._protocol.connection.write_ready.is_set():
+            return False
+        framed = frame_message(payload, self._max_send)
+        h2c = self._protocol.h2
+        stream_id = self._stream.id
+        if stream_id not in h2c.streams or len(framed) > min(
+            h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size
+        ):
+            return False
+        self._headers_sent = True
+        h2c.send_headers(stream_id, _RESPONSE_HEADERS + self._initial)
+        h2c.send_data(stream_id, framed)
+        h2c.send_headers(stream_id, trailers_for(Status.OK, None, self._trailing), end_stream=True)
+        transport = self._protocol.transport
+        assert transport is not None
+        transport.write(h2c.data_to_send())
+        return True
+
+    @property
+    def headers_sent(self) -> bool:
+        return self._headers_sent

@@ -1,0 +1,199 @@
+"""Serving one request stream: validate headers, run the method, send the status.
+
+gRPC semantics rpcfw adds over grpclib's server (DESIGN.md): UNIMPLEMENTED answers carry a
+content-type (so every client reads them right), requests over the size limit get
+RESOURCE_EXHAUSTED, and a unary answer goes out in one socket write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import h2.exceptions
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.protocol import Stream
+
+from .._deadline import current_deadline
+from .._guard import CallGuard
+from .._h2 import RpcfwProtocol
+from .._method import ServerMethod
+from .._status import Cardinality, Status
+from .._wire import GRPC_CONTENT_TYPE, is_grpc_content_type, parse_message_prefix, trailers_for
+from ..errors import RpcError
+from ..metadata import decode_metadata, decode_timeout, encode_metadata
+from ._context import CallContext
+
+__all__ = ["DispatchConfig", "handle_request"]
+
+log = logging.getLogger("rpcfw.server")
+
+_Release = Callable[[], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    methods: Mapping[str, ServerMethod[Any, Any]]
+    services: frozenset[str]
+    max_receive: int
+    max_send: int | None
+
+
+async def _abort_http(stream: Stream, http_status: str, status: Status, message: str) -> None:
+    headers = [(":status", http_status), ("content-type", GRPC_CONTENT_TYPE)]
+    await stream.send_headers(headers + trailers_for(status, message), end_stream=True)
+
+
+async def _read_message(stream: Stream, max_receive: int) -> bytes | None:
+    prefix = await stream.recv_data(5)
+    if not prefix:
+        return None
+    length = parse_message_prefix(prefix, max_receive)
+    try:
+        return await stream.recv_data(length) if length else b""
+    except AssertionError:
+        raise RpcError(Status.INTERNAL, "request stream ended in the middle of a message") from None
+
+
+def _decode(method: ServerMethod[Any, Any], data: bytes) -> Any:
+    try:
+        return method.spec.decode_request(data)
+    except Exception as exc:
+        raise RpcError(Status.INTERNAL, f"failed to decode request: {exc}") from None
+
+
+async def _requests(stream: Stream, method: ServerMethod[Any, Any], max_receive: int) -> AsyncIterator[Any]:
+    while (data := await _read_message(stream, max_receive)) is not None:
+        yield _decode(method, data)
+
+
+def _payload(response: Any, method: ServerMethod[Any, Any]) -> bytes:
+    serialize = getattr(response, "SerializeToString", None)
+    if serialize is None:
+        expected = method.spec.response_type.__name__
+        raise RpcError(
+            Status.INTERNAL, f"{method.spec.path} returned {type(response).__name__}, expected {expected}"
+        )
+    return serialize()  # type: ignore[no-any-return]
+
+
+async def _run(method: ServerMethod[Any, Any], context: CallContext, stream: Stream, config: DispatchConfig) -> None:
+    impl = method.implementation
+    kind = method.spec.cardinality
+    if not kind.client_streaming:
+        data = await _read_message(stream, config.max_receive)
+        if data is None:
+            raise RpcError(Status.INTERNAL, "missing request message")
+        request = _decode(method, data)
+    else:
+        request = _requests(stream, method, config.max_receive)
+    if kind is Cardinality.UNARY_UNARY or kind is Cardinality.STREAM_UNARY:
+        payload = _payload(await impl(request, context), method)
+        if not context.try_send_unary(payload):
+            await context.send_message(payload)
+            await context.send_status(Status.OK, None)
+        return
+    async for response in impl(request, context):
+        await context.send_message(_payload(response, method))
+    await context.send_status(Status.OK, None)
+
+
+def _unimplemented(config: DispatchConfig, path: str) -> str:
+    service = path.lstrip("/").rpartition("/")[0]
+    if service not in config.services:
+        return f"unknown service {service}"
+    return f"unknown method {path.rpartition('/')[2]} for service {service}"
+
+
+async def handle_request(
+    config: DispatchConfig,
+    protocol: RpcfwProtocol,
+    stream: Stream,
+    headers: list[tuple[str, str]],
+    release: _Release,
+    guard: CallGuard,
+) -> None:
+    context: CallContext | None = None
+    token = None
+    try:
+        path = http_method = content_type = timeout = encoding = user_agent = None
+        for key, value in headers:
+            if key == ":path":
+                path = value
+            elif key == ":method":
+                http_method = value
+            elif key == "content-type":
+                content_type = value
+            elif key == "grpc-timeout":
+                timeout = value
+            elif key == "grpc-encoding":
+                encoding = value
+            elif key == "user-agent":
+                user_agent = value
+        if http_method != "POST":
+            await _abort_http(stream, "405", Status.INTERNAL, f"method {http_method} not allowed")
+            return
+        if not is_grpc_content_type(content_type):
+            await _abort_http(stream, "415", Status.INTERNAL, f"invalid content-type {content_type!r}")
+            return
+        method = config.methods.get(path or "")
+        if method is None:
+            await _abort_http(stream, "200", Status.UNIMPLEMENTED, _unimplemented(config, path or ""))
+            return
+        if encoding not in (None, "identity"):
+            await _abort_http(stream, "200", Status.UNIMPLEMENTED, f"grpc-encoding {encoding} not supported")
+            return
+        deadline = None
+        loop = asyncio.get_running_loop()
+        if timeout is not None:
+            try:
+                deadline = loop.time() + decode_timeout(timeout)
+            except ValueError:
+                await _abort_http(stream, "200", Status.INTERNAL, f"invalid grpc-timeout {timeout!r}")
+                return
+            guard.set_deadline(loop, deadline, RpcError(Status.DEADLINE_EXCEEDED, "deadline exceeded"))
+            token = current_deadline.set(deadline)
+        context = CallContext(
+            protocol, stream, path or "", decode_metadata(headers), deadline, user_agent, config.max_send
+        )
+        with guard:
+            await _run(method, context, stream, config)
+    except StreamTerminatedError:
+        if context is not None:
+            context.cancelled = True  # client cancelled or connection lost: nobody to answer
+    except (RpcError, GRPCError) as exc:
+        if context is not None:
+            trailing = encode_metadata(exc.trailing_metadata) if isinstance(exc, RpcError) and exc.trailing_metadata else None
+            await _finish_with_error(context, stream, exc.status, exc.message, trailing)
+    except asyncio.CancelledError:
+        if context is not None:
+            context.cancelled = True
+        raise
+    except Exception as exc:
+        log.exception("error in %s", path)
+        if context is not None:
+            await _finish_with_error(context, stream, Status.UNKNOWN, f"unexpected {type(exc).__name__}: {exc}")
+    finally:
+        if token is not None:
+            current_deadline.reset(token)
+        guard.close()
+        release()
+
+
+async def _finish_with_error(
+    context: CallContext,
+    stream: Stream,
+    status: Status,
+    message: str | None,
+    trailing: list[tuple[str, str]] | None = None,
+) -> None:
+    try:
+        if stream.closable:
+            await context.send_status(status, message, trailing)
+            if stream.closable:
+                stream.reset_nowait()
+    except (h2.exceptions.ProtocolError, StreamTerminatedError, AttributeError):
+        pass  # the stream or connection went away first

@@ -1,0 +1,214 @@
+"""Server: serves generated service bases over HTTP/2, embeddable in any asyncio/anyio app.
+
+Graceful stop (``stop(grace)``): stop accepting, send GOAWAY (max stream id) and a PING, then
+after the PING ack a final GOAWAY naming the last stream we will serve; calls in flight run up
+to ``grace`` seconds, then are cancelled with UNAVAILABLE; then connections close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from grpclib.config import Configuration
+from grpclib.protocol import AbstractHandler, Stream
+from h2.errors import ErrorCodes
+
+from .._guard import CallGuard
+from .._h2 import MAX_STREAM_ID, ConnectionEvents, RpcfwProtocol, send_goaway, send_ping
+from .._method import ServerMethod, ServiceBase
+from .._status import Status
+from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
+from ..errors import RpcError
+from ._dispatch import DispatchConfig, handle_request
+
+__all__ = ["Server"]
+
+log = logging.getLogger("rpcfw.server")
+
+
+class _ServerConnection(AbstractHandler, ConnectionEvents):
+    """Handler and event sink of one accepted connection."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.protocol: RpcfwProtocol | None = None
+        self.calls: dict[asyncio.Task[None], CallGuard] = {}
+        self.refuse_above: int | None = None
+        self.ping_acked = asyncio.Event()
+
+    # AbstractHandler
+    def accept(self, stream: Stream, headers: Any, release_stream: Callable[[], Any]) -> None:
+        assert self.protocol is not None and stream.id is not None
+        if self.refuse_above is not None and stream.id > self.refuse_above:
+            stream.reset_nowait(ErrorCodes.REFUSED_STREAM)
+            release_stream()
+            return
+        guard = CallGuard()
+        stream.wrapper = guard  # type: ignore[assignment]  # woken on RST_STREAM / connection loss
+        task = asyncio.get_running_loop().create_task(
+            handle_request(self.server._dispatch, self.protocol, stream, headers, release_stream, guard)
+        )
+        self.calls[task] = guard
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.calls.pop(task, None)
+        if self.refuse_above is not None and not self.calls and self.protocol is not None:
+            self.protocol.close()
+
+    def cancel(self, stream: Stream) -> None:
+        pass  # the stream's guard already woke the call
+
+    def close(self) -> None:
+        pass
+
+    # ConnectionEvents
+    def on_ping_ack(self, data: bytes) -> None:
+        self.ping_acked.set()
+
+    def on_closed(self) -> None:
+        self.server._connections.discard(self)
+
+
+class Server:
+    """Serves ``services`` (instances of generated ``<Service>Base`` subclasses).
+
+    ``await server.start(host, port)`` binds (port 0 picks a free port: read ``server.port``);
+    ``await server.serve_forever()`` runs until cancelled or stopped; ``await server.stop(grace)``
+    drains. ``async with server:`` stops it on exit.
+    """
+
+    def __init__(
+        self,
+        services: Iterable[ServiceBase],
+        *,
+        max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+        max_send_message_length: int | None = None,
+    ) -> None:
+        methods: dict[str, ServerMethod[Any, Any]] = {}
+        names: set[str] = set()
+        for service in services:
+            if not isinstance(service, ServiceBase):
+                raise TypeError(f"{service!r} is not an rpcfw service (subclass a generated *Base)")
+            names.add(service.__rpcfw_service__)
+            for path, method in service.__rpcfw_methods__().items():
+                if path in methods:
+                    raise ValueError(f"method {path} is served twice")
+                methods[path] = method
+        self.services = tuple(sorted(names))
+        self._dispatch = DispatchConfig(
+            methods, frozenset(names), max_receive_message_length, max_send_message_length
+        )
+        self._config = Configuration().__for_server__()
+        self._server: asyncio.Server | None = None
+        self._connections: set[_ServerConnection] = set()
+        self._stopped: asyncio.Event | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self.host: str | None = None
+        self.port: int | None = None
+
+    def __repr__(self) -> str:
+        return f"<rpcfw.Server {self.host}:{self.port} services={list(self.services)}>"
+
+    def _protocol_factory(self) -> RpcfwProtocol:
+        conn = _ServerConnection(self)
+        if self._stopping is not None:
+            conn.refuse_above = 0
+        protocol = RpcfwProtocol(conn, self._config, conn, client_side=False)
+        conn.protocol = protocol
+        self._connections.add(conn)
+        return protocol
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 1024) -> None:
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._server = await loop.create_server(
+            self._protocol_factory, host, port, backlog=backlog, reuse_address=True
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self.host, self.port = sockname[0], sockname[1]
+        log.info("serving %s on %s:%s", ", ".join(self.services), self.host, self.port)
+
+    @property
+    def address(self) -> str:
+        if self.port is None:
+            raise RuntimeError("server not started")
+        return f"{self.host}:{self.port}"
+
+    async def serve_forever(self) -> None:
+        """Run until ``stop()``; if cancelled (e.g. by an anyio task group), stop first."""
+        if self._stopped is None:
+            raise RuntimeError("call start() first")
+        try:
+            await self._stopped.wait()
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.stop(grace=0))
+            raise
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._server is not None:
+            await self.stop(grace=None if exc is None else 0)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, send GOAWAY, let calls in flight finish for up to ``grace`` seconds
+        (None: wait for all), then cancel what is left with UNAVAILABLE and close."""
+        if self._server is None:
+            return
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._drain(grace))
+        await asyncio.shield(self._stopping)
+
+    async def _drain(self, grace: float | None) -> None:
+        assert self._server is not None and self._stopped is not None
+        self._server.close()
+        conns = list(self._connections)
+        for conn in conns:  # phase 1: no new streams, please (and measure a round trip)
+            if conn.protocol is not None:
+                send_goaway(conn.protocol, MAX_STREAM_ID)
+                send_ping(conn.protocol)
+        if conns:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(1.0, grace) if grace is not None else 1.0):
+                    await asyncio.gather(*(c.ping_acked.wait() for c in conns))
+        for conn in conns:  # phase 2: the last stream we serve
+            if conn.protocol is not None and conn.protocol.is_open():
+                last = conn.protocol.h2.highest_inbound_stream_id
+                conn.refuse_above = last
+                send_goaway(conn.protocol, last)
+                if not conn.calls:
+                    conn.protocol.close()
+        tasks = [t for c in conns for t in c.calls]
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=grace)
+            if pending:
+                log.info("cancelling %d calls still running after the grace period", len(pending))
+                for conn in conns:
+                    for guard in list(conn.calls.values()):
+                        guard.cancel(RpcError(Status.UNAVAILABLE, "server is shutting down"))
+                await asyncio.wait(pending, timeout=1.0)
+                for task in pending:
+                    task.cancel()
+        for conn in list(self._connections):
+            if conn.protocol is not None:
+                conn.protocol.close()
+        await asyncio.sleep(0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        self._stopped.set()
+        log.info("stopped %s:%s", self.host, self.port)
