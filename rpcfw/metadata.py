@@ -93,7 +93,7 @@ def _b64encode(value: bytes) -> str:
 
 
 def _b64decode(value: str) -> bytes:
-    return base64.b64decode(value + "=" * (-len(value) % 4))
+    return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
 
 
 def encode_metadata(metadata: MetadataLike) -> list[tuple[str, str]]:

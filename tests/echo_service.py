@@ -1,0 +1,82 @@
+"""The Echo service tests run, with hooks that inject faults on request.
+
+``message`` drives behaviour: ``abort:<code>:<text>`` ends with that status, ``raise`` raises
+ValueError, ``deadline`` answers with the remaining time; ``delay_ms`` sleeps before each reply;
+``count`` sets the number of server-stream replies. Invocation metadata whose key starts with
+``x-`` is echoed back as initial and trailing metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
+
+import rpcfw
+
+__all__ = ["make_echo_service"]
+
+
+def make_echo_service(mod: ModuleType, server_id: str) -> Any:
+    Request, Response = mod.EchoRequest, mod.EchoResponse
+
+    class EchoService(mod.EchoBase):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            self.server_id = server_id
+            self.cancelled: list[str] = []
+            self.calls = 0
+
+        async def _prepare(self, request: Any, context: rpcfw.CallContext) -> None:
+            echoed = [(k, v) for k, v in context.invocation_metadata if k.startswith("x-")]
+            if echoed and not context.headers_sent:
+                context.set_initial_metadata(echoed)
+                context.set_trailing_metadata(echoed)
+            if request.message.startswith("abort:"):
+                _, code, text = request.message.split(":", 2)
+                context.abort(rpcfw.Status(int(code)), text)
+            if request.message == "raise":
+                raise ValueError("boom")
+            if request.delay_ms:
+                try:
+                    await asyncio.sleep(request.delay_ms / 1000)
+                except asyncio.CancelledError:
+                    self.cancelled.append(context.method)
+                    raise
+
+        def _reply(self, request: Any, context: rpcfw.CallContext, index: int = 0) -> Any:
+            message = request.message
+            if message == "deadline":
+                message = f"{context.time_remaining()}"
+            return Response(message=message, payload=request.payload, index=index, server_id=self.server_id)
+
+        async def unary(self, request: Any, context: rpcfw.CallContext) -> Any:
+            self.calls += 1
+            await self._prepare(request, context)
+            return self._reply(request, context)
+
+        async def server_stream(self, request: Any, context: rpcfw.CallContext) -> AsyncIterator[Any]:
+            self.calls += 1
+            for index in range(request.count):
+                await self._prepare(request, context)
+                yield self._reply(request, context, index)
+
+        async def client_stream(self, requests: AsyncIterator[Any], context: rpcfw.CallContext) -> Any:
+            self.calls += 1
+            messages, payload = [], b""
+            async for request in requests:
+                await self._prepare(request, context)
+                messages.append(request.message)
+                payload += request.payload
+            return Response(message=",".join(messages), payload=payload, index=len(messages), server_id=self.server_id)
+
+        async def bidi(self, requests: AsyncIterator[Any], context: rpcfw.CallContext) -> AsyncIterator[Any]:
+            self.calls += 1
+            index = 0
+            async for request in requests:
+                await self._prepare(request, context)
+                yield self._reply(request, context, index)
+                index += 1
+
+    _ = Request
+    return EchoService()

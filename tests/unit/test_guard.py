@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rpcfw._guard import CallGuard
+
+
+class Boom(Exception):
+    pass
+
+
+async def test_guard_cancel_wakes_waiting_task_with_its_error() -> None:
+    guard = CallGuard()
+
+    async def wait() -> None:
+        with guard:
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(wait())
+    await asyncio.sleep(0)
+    guard.cancel(Boom("stream reset"))
+    with pytest.raises(Boom, match="stream reset"):
+        await task
+    assert task.cancelling() == 0  # the cancellation was converted, not left pending
+
+
+async def test_guard_deadline_fires_once_and_first_error_wins() -> None:
+    guard = CallGuard()
+    loop = asyncio.get_running_loop()
+    guard.set_deadline(loop, loop.time() + 0.01, Boom("deadline"))
+    with pytest.raises(Boom, match="deadline"):
+        with guard:
+            await asyncio.sleep(5)
+    guard.cancel(Boom("later"))
+    with pytest.raises(Boom, match="deadline"):
+        with guard:
+            pass
+
+
+async def test_guard_does_not_swallow_outside_cancellation() -> None:
+    guard = CallGuard()
+
+    async def wait() -> None:
+        with guard:
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(wait())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_closed_guard_deadline_never_fires() -> None:
+    guard = CallGuard()
+    loop = asyncio.get_running_loop()
+    guard.set_deadline(loop, loop.time() + 0.01, Boom("deadline"))
+    guard.close()
+    await asyncio.sleep(0.03)
+    assert guard.error is None
