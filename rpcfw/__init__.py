@@ -7,7 +7,13 @@ from .__about__ import __version__
 from ._method import CallOptions, Message, MethodSpec, ServerMethod, ServiceBase
 from ._status import Cardinality, Status
 from .client import BidiStream, Channel
-from .errors import ChannelClosedError, MessageTooLargeError, RpcError, RpcfwError, StreamRefusedError
+from .errors import (
+    ChannelClosedError,
+    MessageTooLargeError,
+    RpcError,
+    RpcfwError,
+    StreamRefusedError,
+)
 from .metadata import Metadata, MetadataLike
 from .server import CallContext, Server
 

@@ -14,7 +14,7 @@ __all__ = ["CallGuard"]
 
 
 class CallGuard:
-    __slots__ = ("_tasks", "error", "_timer")
+    __slots__ = ("_tasks", "_timer", "error")
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[object]] = set()
@@ -52,7 +52,9 @@ class CallGuard:
         for task in self._tasks:
             task.cancel()
 
-    def set_deadline(self, loop: asyncio.AbstractEventLoop, when: float, error: BaseException) -> None:
+    def set_deadline(
+        self, loop: asyncio.AbstractEventLoop, when: float, error: BaseException
+    ) -> None:
         """Cancel with ``error`` at loop time ``when``."""
         self._timer = loop.call_at(when, self.cancel, error)
 

@@ -54,7 +54,7 @@ def h2_config(client_side: bool) -> H2Configuration:
 class GracefulH2Connection(H2Connection):
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Any], list[Any]]:
         if frame.error_code != ErrorCodes.NO_ERROR:
-            return super()._receive_goaway_frame(frame)  # type: ignore[no-any-return]
+            return super()._receive_goaway_frame(frame)
         event = ConnectionTerminated()
         event.error_code = ErrorCodes.NO_ERROR
         event.last_stream_id = frame.last_stream_id
@@ -97,6 +97,7 @@ class _Processor(EventsProcessor):
         reset_codes = self.reset_codes
         refused = self.refused
         stream_id = stream.id
+        assert stream_id is not None
 
         def release_stream() -> None:
             release()
@@ -116,7 +117,7 @@ class _Processor(EventsProcessor):
         if event.error_code != ErrorCodes.NO_ERROR:
             super().process_connection_terminated(event)
             return
-        last = event.last_stream_id
+        last = int(event.last_stream_id or 0)
         if self.goaway_last_stream_id is not None:
             last = min(last, self.goaway_last_stream_id)
         self.goaway_last_stream_id = last
@@ -166,7 +167,9 @@ class RpcfwProtocol(H2Protocol):
         h2_conn.initiate_connection()
         initial = h2_conn.local_settings.initial_window_size
         if self.config.http2_connection_window_size > initial:
-            h2_conn.increment_flow_control_window(self.config.http2_connection_window_size - initial)
+            h2_conn.increment_flow_control_window(
+                self.config.http2_connection_window_size - initial
+            )
         if self.config.http2_stream_window_size != initial:
             h2_conn.update_settings(
                 {SettingCodes.INITIAL_WINDOW_SIZE: self.config.http2_stream_window_size}
@@ -182,7 +185,9 @@ class RpcfwProtocol(H2Protocol):
 
     @property
     def h2(self) -> GracefulH2Connection:
-        return self.connection._connection  # type: ignore[no-any-return]
+        h2c = self.connection._connection
+        assert isinstance(h2c, GracefulH2Connection)
+        return h2c
 
     def is_open(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()

@@ -45,7 +45,10 @@ class MethodSpec(Generic[ReqT, RespT]):
     decode_response: Callable[[bytes], RespT] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for attr, cls in (("decode_request", self.request_type), ("decode_response", self.response_type)):
+        for attr, cls in (
+            ("decode_request", self.request_type),
+            ("decode_response", self.response_type),
+        ):
             decode = getattr(cls, "FromString", None)
             if decode is None:
                 raise TypeError(f"{cls!r} is not a protobuf message class (no FromString)")

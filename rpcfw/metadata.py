@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Union, overload
+from typing import overload
 from urllib.parse import quote, unquote
 
 __all__ = [
@@ -20,8 +20,8 @@ __all__ = [
     "encode_timeout",
 ]
 
-MetadataValue = Union[str, bytes]
-MetadataLike = Union[Mapping[str, MetadataValue], Iterable[tuple[str, MetadataValue]]]
+MetadataValue = str | bytes
+MetadataLike = Mapping[str, MetadataValue] | Iterable[tuple[str, MetadataValue]]
 
 _KEY_RE = re.compile(r"^[0-9a-z_.\-]+$")
 _VALUE_RE = re.compile(r"^[ -~]*$")  # printable ASCII and space
@@ -114,7 +114,9 @@ def encode_metadata(metadata: MetadataLike) -> list[tuple[str, str]]:
             out.append((key, _b64encode(value)))
         else:
             if not isinstance(value, str):
-                raise TypeError(f"metadata value for {key!r} must be str (use a -bin key for bytes)")
+                raise TypeError(
+                    f"metadata value for {key!r} must be str (use a -bin key for bytes)"
+                )
             if not _VALUE_RE.match(value):
                 raise ValueError(f"invalid metadata value for {key!r}: {value!r}")
             out.append((key, value))

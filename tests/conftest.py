@@ -26,7 +26,10 @@ def generated_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("generated")
     for backend in Backend:
         generate_tree(
-            [ROOT / "proto"], root / f"gen_{backend.value}", includes=[ROOT / "proto"], backend=backend
+            [ROOT / "proto"],
+            root / f"gen_{backend.value}",
+            includes=[ROOT / "proto"],
+            backend=backend,
         )
     sys.path.insert(0, str(root))
     yield root

@@ -9,13 +9,23 @@ ValueError, ``deadline`` answers with the remaining time; ``delay_ms`` sleeps be
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import ModuleType
 from typing import Any
 
 import rpcfw
 
-__all__ = ["make_echo_service"]
+__all__ = ["make_echo_service", "wait_until"]
+
+
+async def wait_until(predicate: Callable[[], object], within: float = 2.0) -> None:
+    """Poll ``predicate`` until it is truthy; fail the test after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + within
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(0.01)
 
 
 def make_echo_service(mod: ModuleType, server_id: str) -> Any:
@@ -48,29 +58,42 @@ def make_echo_service(mod: ModuleType, server_id: str) -> Any:
             message = request.message
             if message == "deadline":
                 message = f"{context.time_remaining()}"
-            return Response(message=message, payload=request.payload, index=index, server_id=self.server_id)
+            return Response(
+                message=message, payload=request.payload, index=index, server_id=self.server_id
+            )
 
         async def unary(self, request: Any, context: rpcfw.CallContext) -> Any:
             self.calls += 1
             await self._prepare(request, context)
             return self._reply(request, context)
 
-        async def server_stream(self, request: Any, context: rpcfw.CallContext) -> AsyncIterator[Any]:
+        async def server_stream(
+            self, request: Any, context: rpcfw.CallContext
+        ) -> AsyncIterator[Any]:
             self.calls += 1
             for index in range(request.count):
                 await self._prepare(request, context)
                 yield self._reply(request, context, index)
 
-        async def client_stream(self, requests: AsyncIterator[Any], context: rpcfw.CallContext) -> Any:
+        async def client_stream(
+            self, requests: AsyncIterator[Any], context: rpcfw.CallContext
+        ) -> Any:
             self.calls += 1
             messages, payload = [], b""
             async for request in requests:
                 await self._prepare(request, context)
                 messages.append(request.message)
                 payload += request.payload
-            return Response(message=",".join(messages), payload=payload, index=len(messages), server_id=self.server_id)
+            return Response(
+                message=",".join(messages),
+                payload=payload,
+                index=len(messages),
+                server_id=self.server_id,
+            )
 
-        async def bidi(self, requests: AsyncIterator[Any], context: rpcfw.CallContext) -> AsyncIterator[Any]:
+        async def bidi(
+            self, requests: AsyncIterator[Any], context: rpcfw.CallContext
+        ) -> AsyncIterator[Any]:
             self.calls += 1
             index = 0
             async for request in requests:

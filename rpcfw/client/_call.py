@@ -87,10 +87,12 @@ class ClientCall(Generic[ReqT, RespT]):
         protocol = self._conn.protocol
         if protocol is None or not self._conn.ready:
             raise StreamRefusedError("connection is draining or closed")
-        payload = None if first is None else frame_message(first.SerializeToString(), self._max_send)
+        payload = (
+            None if first is None else frame_message(first.SerializeToString(), self._max_send)
+        )
         connection = protocol.connection
         h2c = protocol.h2
-        stream = connection.create_stream(wrapper=self.guard)
+        stream = connection.create_stream(wrapper=self.guard)  # type: ignore[arg-type]
         try:
             with self.guard:
                 while True:
@@ -100,7 +102,9 @@ class ClientCall(Generic[ReqT, RespT]):
                         raise StreamRefusedError("connection closed before the call started")
                     stream_id = h2c.get_next_available_stream_id()
                     try:
-                        h2c.send_headers(stream_id, self._headers, end_stream=end and payload is None)
+                        h2c.send_headers(
+                            stream_id, self._headers, end_stream=end and payload is None
+                        )
                     except h2.exceptions.TooManyStreamsError:
                         connection.stream_close_waiter.clear()
                         await connection.stream_close_waiter.wait()
@@ -131,7 +135,11 @@ class ClientCall(Generic[ReqT, RespT]):
         try:
             with self.guard:
                 await self._stream.send_data(payload, end_stream=end)
-        except (StreamTerminatedError, h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+        except (
+            StreamTerminatedError,
+            h2.exceptions.StreamClosedError,
+            h2.exceptions.ProtocolError,
+        ):
             raise self._terminated_error() from None
 
     async def send(self, message: ReqT, *, end: bool = False) -> None:
@@ -153,7 +161,11 @@ class ClientCall(Generic[ReqT, RespT]):
         try:
             with self.guard:
                 await self._stream.end()
-        except (StreamTerminatedError, h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+        except (
+            StreamTerminatedError,
+            h2.exceptions.StreamClosedError,
+            h2.exceptions.ProtocolError,
+        ):
             raise self._terminated_error() from None
 
     # -- receiving -----------------------------------------------------------------------

@@ -65,7 +65,9 @@ def _decode(method: ServerMethod[Any, Any], data: bytes) -> Any:
         raise RpcError(Status.INTERNAL, f"failed to decode request: {exc}") from None
 
 
-async def _requests(stream: Stream, method: ServerMethod[Any, Any], max_receive: int) -> AsyncIterator[Any]:
+async def _requests(
+    stream: Stream, method: ServerMethod[Any, Any], max_receive: int
+) -> AsyncIterator[Any]:
     while (data := await _read_message(stream, max_receive)) is not None:
         yield _decode(method, data)
 
@@ -75,12 +77,15 @@ def _payload(response: Any, method: ServerMethod[Any, Any]) -> bytes:
     if serialize is None:
         expected = method.spec.response_type.__name__
         raise RpcError(
-            Status.INTERNAL, f"{method.spec.path} returned {type(response).__name__}, expected {expected}"
+            Status.INTERNAL,
+            f"{method.spec.path} returned {type(response).__name__}, expected {expected}",
         )
     return serialize()  # type: ignore[no-any-return]
 
 
-async def _run(method: ServerMethod[Any, Any], context: CallContext, stream: Stream, config: DispatchConfig) -> None:
+async def _run(
+    method: ServerMethod[Any, Any], context: CallContext, stream: Stream, config: DispatchConfig
+) -> None:
     impl = method.implementation
     kind = method.spec.cardinality
     if not kind.client_streaming:
@@ -137,14 +142,20 @@ async def handle_request(
             await _abort_http(stream, "405", Status.INTERNAL, f"method {http_method} not allowed")
             return
         if not is_grpc_content_type(content_type):
-            await _abort_http(stream, "415", Status.INTERNAL, f"invalid content-type {content_type!r}")
+            await _abort_http(
+                stream, "415", Status.INTERNAL, f"invalid content-type {content_type!r}"
+            )
             return
         method = config.methods.get(path or "")
         if method is None:
-            await _abort_http(stream, "200", Status.UNIMPLEMENTED, _unimplemented(config, path or ""))
+            await _abort_http(
+                stream, "200", Status.UNIMPLEMENTED, _unimplemented(config, path or "")
+            )
             return
         if encoding not in (None, "identity"):
-            await _abort_http(stream, "200", Status.UNIMPLEMENTED, f"grpc-encoding {encoding} not supported")
+            await _abort_http(
+                stream, "200", Status.UNIMPLEMENTED, f"grpc-encoding {encoding} not supported"
+            )
             return
         deadline = None
         loop = asyncio.get_running_loop()
@@ -152,12 +163,22 @@ async def handle_request(
             try:
                 deadline = loop.time() + decode_timeout(timeout)
             except ValueError:
-                await _abort_http(stream, "200", Status.INTERNAL, f"invalid grpc-timeout {timeout!r}")
+                await _abort_http(
+                    stream, "200", Status.INTERNAL, f"invalid grpc-timeout {timeout!r}"
+                )
                 return
-            guard.set_deadline(loop, deadline, RpcError(Status.DEADLINE_EXCEEDED, "deadline exceeded"))
+            guard.set_deadline(
+                loop, deadline, RpcError(Status.DEADLINE_EXCEEDED, "deadline exceeded")
+            )
             token = current_deadline.set(deadline)
         context = CallContext(
-            protocol, stream, path or "", decode_metadata(headers), deadline, user_agent, config.max_send
+            protocol,
+            stream,
+            path or "",
+            decode_metadata(headers),
+            deadline,
+            user_agent,
+            config.max_send,
         )
         with guard:
             await _run(method, context, stream, config)
@@ -166,7 +187,11 @@ async def handle_request(
             context.cancelled = True  # client cancelled or connection lost: nobody to answer
     except (RpcError, GRPCError) as exc:
         if context is not None:
-            trailing = encode_metadata(exc.trailing_metadata) if isinstance(exc, RpcError) and exc.trailing_metadata else None
+            trailing = (
+                encode_metadata(exc.trailing_metadata)
+                if isinstance(exc, RpcError) and exc.trailing_metadata
+                else None
+            )
             await _finish_with_error(context, stream, exc.status, exc.message, trailing)
     except asyncio.CancelledError:
         if context is not None:
@@ -175,7 +200,9 @@ async def handle_request(
     except Exception as exc:
         log.exception("error in %s", path)
         if context is not None:
-            await _finish_with_error(context, stream, Status.UNKNOWN, f"unexpected {type(exc).__name__}: {exc}")
+            await _finish_with_error(
+                context, stream, Status.UNKNOWN, f"unexpected {type(exc).__name__}: {exc}"
+            )
     finally:
         if token is not None:
             current_deadline.reset(token)

@@ -51,7 +51,9 @@ class _ServerConnection(AbstractHandler, ConnectionEvents):
         guard = CallGuard()
         stream.wrapper = guard  # type: ignore[assignment]  # woken on RST_STREAM / connection loss
         task = asyncio.get_running_loop().create_task(
-            handle_request(self.server._dispatch, self.protocol, stream, headers, release_stream, guard)
+            handle_request(
+                self.server._dispatch, self.protocol, stream, headers, release_stream, guard
+            )
         )
         self.calls[task] = guard
         task.add_done_callback(self._done)
@@ -195,7 +197,7 @@ class Server:
                     conn.protocol.close()
         tasks = [t for c in conns for t in c.calls]
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=grace)
+            _, pending = await asyncio.wait(tasks, timeout=grace)
             if pending:
                 log.info("cancelling %d calls still running after the grace period", len(pending))
                 for conn in conns:

@@ -11,7 +11,7 @@ import pytest
 
 import rpcfw
 from rpcfw import Status
-from tests.echo_service import make_echo_service
+from tests.echo_service import make_echo_service, wait_until
 
 
 @pytest.fixture
@@ -24,7 +24,9 @@ async def served(echo_pb: ModuleType) -> AsyncIterator[tuple[Any, rpcfw.Channel,
     await server.stop(grace=1)
 
 
-async def test_abort_status_and_non_ascii_message_reach_the_client(echo_pb: ModuleType, served: Any) -> None:
+async def test_abort_status_and_non_ascii_message_reach_the_client(
+    echo_pb: ModuleType, served: Any
+) -> None:
     stub, _, _ = served
     with pytest.raises(rpcfw.RpcError) as info:
         await stub.unary(echo_pb.EchoRequest(message="abort:5:n\u00f6t  here \U0001f389"))
@@ -32,14 +34,18 @@ async def test_abort_status_and_non_ascii_message_reach_the_client(echo_pb: Modu
     assert info.value.message == "n\u00f6t  here \U0001f389"
 
 
-async def test_handler_exception_becomes_unknown_without_leaking_a_traceback(echo_pb: ModuleType, served: Any) -> None:
+async def test_handler_exception_becomes_unknown_without_leaking_a_traceback(
+    echo_pb: ModuleType, served: Any
+) -> None:
     stub, _, _ = served
     with pytest.raises(rpcfw.RpcError) as info:
         await stub.unary(echo_pb.EchoRequest(message="raise"))
     assert info.value.status is Status.UNKNOWN and "boom" in (info.value.message or "")
 
 
-async def test_error_in_mid_server_stream_arrives_after_the_sent_replies(echo_pb: ModuleType, served: Any) -> None:
+async def test_error_in_mid_server_stream_arrives_after_the_sent_replies(
+    echo_pb: ModuleType, served: Any
+) -> None:
     stub, _, _ = served
     got = []
     with pytest.raises(rpcfw.RpcError) as info:
@@ -48,14 +54,14 @@ async def test_error_in_mid_server_stream_arrives_after_the_sent_replies(echo_pb
     assert info.value.status is Status.FAILED_PRECONDITION and got == []
 
 
-async def test_expired_deadline_is_deadline_exceeded_and_cancels_the_handler(echo_pb: ModuleType, served: Any) -> None:
+async def test_expired_deadline_is_deadline_exceeded_and_cancels_the_handler(
+    echo_pb: ModuleType, served: Any
+) -> None:
     stub, _, service = served
     with pytest.raises(rpcfw.RpcError) as info:
         await stub.unary(echo_pb.EchoRequest(message="slow", delay_ms=2000), timeout=0.2)
     assert info.value.status is Status.DEADLINE_EXCEEDED
-    async with asyncio.timeout(2):
-        while not service.cancelled:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: service.cancelled)
     assert service.cancelled == ["/echo.v1.Echo/Unary"]
 
 
@@ -65,28 +71,34 @@ async def test_server_sees_the_propagated_timeout(echo_pb: ModuleType, served: A
     assert 4.0 < float(reply.message) <= 5.0
 
 
-async def test_deadline_expiring_mid_server_stream_is_deadline_exceeded(echo_pb: ModuleType, served: Any) -> None:
+async def test_deadline_expiring_mid_server_stream_is_deadline_exceeded(
+    echo_pb: ModuleType, served: Any
+) -> None:
     stub, _, _ = served
     got = []
     with pytest.raises(rpcfw.RpcError) as info:
-        async for reply in stub.server_stream(echo_pb.EchoRequest(count=10, delay_ms=100), timeout=0.35):
+        async for reply in stub.server_stream(
+            echo_pb.EchoRequest(count=10, delay_ms=100), timeout=0.35
+        ):
             got.append(reply)
     assert info.value.status is Status.DEADLINE_EXCEEDED and 1 <= len(got) <= 4
 
 
-async def test_cancelling_the_calling_task_cancels_the_server_handler(echo_pb: ModuleType, served: Any) -> None:
+async def test_cancelling_the_calling_task_cancels_the_server_handler(
+    echo_pb: ModuleType, served: Any
+) -> None:
     stub, _, service = served
     task = asyncio.ensure_future(stub.unary(echo_pb.EchoRequest(delay_ms=5000)))
     await asyncio.sleep(0.2)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    async with asyncio.timeout(2):
-        while not service.cancelled:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: service.cancelled)
 
 
-async def test_bidi_cancel_wakes_the_reader_with_cancelled(echo_pb: ModuleType, served: Any) -> None:
+async def test_bidi_cancel_wakes_the_reader_with_cancelled(
+    echo_pb: ModuleType, served: Any
+) -> None:
     stub, _, service = served
     async with stub.bidi() as stream:
         await stream.send(echo_pb.EchoRequest(delay_ms=5000))
@@ -96,9 +108,7 @@ async def test_bidi_cancel_wakes_the_reader_with_cancelled(echo_pb: ModuleType, 
         with pytest.raises(rpcfw.RpcError) as info:
             await asyncio.wait_for(reader, 2)
         assert info.value.status is Status.CANCELLED
-    async with asyncio.timeout(2):
-        while not service.cancelled:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: service.cancelled)
 
 
 async def test_leaving_a_server_stream_early_cancels_it(echo_pb: ModuleType, served: Any) -> None:
@@ -107,22 +117,28 @@ async def test_leaving_a_server_stream_early_cancels_it(echo_pb: ModuleType, ser
     async for _ in calls:
         break
     await calls.aclose()
-    async with asyncio.timeout(2):
-        while not service.cancelled:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: service.cancelled)
 
 
 @pytest.mark.parametrize("path", ["/echo.v1.Echo/Nope", "/no.such.Service/Unary"])
-async def test_unknown_method_or_service_is_unimplemented(echo_pb: ModuleType, served: Any, path: str) -> None:
+async def test_unknown_method_or_service_is_unimplemented(
+    echo_pb: ModuleType, served: Any, path: str
+) -> None:
     _, channel, _ = served
-    spec = rpcfw.MethodSpec(path, rpcfw.Cardinality.UNARY_UNARY, echo_pb.EchoRequest, echo_pb.EchoResponse)
+    spec = rpcfw.MethodSpec(
+        path, rpcfw.Cardinality.UNARY_UNARY, echo_pb.EchoRequest, echo_pb.EchoResponse
+    )
     with pytest.raises(rpcfw.RpcError) as info:
         await channel.unary_unary(spec, echo_pb.EchoRequest())
     assert info.value.status is Status.UNIMPLEMENTED
-    assert ("unknown service" if "no.such" in path else "unknown method") in (info.value.message or "")
+    assert ("unknown service" if "no.such" in path else "unknown method") in (
+        info.value.message or ""
+    )
 
 
-async def test_oversized_request_is_resource_exhausted_and_server_keeps_serving(echo_pb: ModuleType, served: Any) -> None:
+async def test_oversized_request_is_resource_exhausted_and_server_keeps_serving(
+    echo_pb: ModuleType, served: Any
+) -> None:
     stub, _, _ = served
     with pytest.raises(rpcfw.RpcError) as info:
         await stub.unary(echo_pb.EchoRequest(payload=b"x" * (1024 * 1024 + 1)))
@@ -131,7 +147,9 @@ async def test_oversized_request_is_resource_exhausted_and_server_keeps_serving(
 
 
 async def test_oversized_response_is_resource_exhausted_on_the_client(echo_pb: ModuleType) -> None:
-    server = rpcfw.Server([make_echo_service(echo_pb, "s1")], max_receive_message_length=8 * 1024 * 1024)
+    server = rpcfw.Server(
+        [make_echo_service(echo_pb, "s1")], max_receive_message_length=8 * 1024 * 1024
+    )
     await server.start()
     async with rpcfw.Channel(server.address) as channel:  # default 4 MiB receive limit
         stub = echo_pb.EchoStub(channel)
@@ -156,13 +174,17 @@ class _Garbage:
 
 async def test_corrupt_request_bytes_are_internal_error(echo_pb: ModuleType, served: Any) -> None:
     _, channel, _ = served
-    spec = rpcfw.MethodSpec("/echo.v1.Echo/Unary", rpcfw.Cardinality.UNARY_UNARY, _Garbage, echo_pb.EchoResponse)
+    spec = rpcfw.MethodSpec(
+        "/echo.v1.Echo/Unary", rpcfw.Cardinality.UNARY_UNARY, _Garbage, echo_pb.EchoResponse
+    )
     with pytest.raises(rpcfw.RpcError) as info:
         await channel.unary_unary(spec, _Garbage())
     assert info.value.status is Status.INTERNAL and "decode" in (info.value.message or "")
 
 
-async def test_invalid_metadata_key_is_rejected_before_sending(echo_pb: ModuleType, served: Any) -> None:
+async def test_invalid_metadata_key_is_rejected_before_sending(
+    echo_pb: ModuleType, served: Any
+) -> None:
     stub, _, service = served
     before = service.calls
     with pytest.raises(ValueError, match="invalid metadata key"):
@@ -179,7 +201,9 @@ async def test_nothing_listening_is_unavailable_fast(echo_pb: ModuleType) -> Non
     async with rpcfw.Channel(f"127.0.0.1:{port}") as channel:
         with pytest.raises(rpcfw.RpcError) as info:
             await echo_pb.EchoStub(channel).unary(echo_pb.EchoRequest(), timeout=5)
-        assert info.value.status is Status.UNAVAILABLE and "failed to connect" in (info.value.message or "")
+        assert info.value.status is Status.UNAVAILABLE and "failed to connect" in (
+            info.value.message or ""
+        )
 
 
 async def test_call_on_closed_channel_is_unavailable(echo_pb: ModuleType, served: Any) -> None:

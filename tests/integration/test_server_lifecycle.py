@@ -49,7 +49,9 @@ async def test_anyio_task_group_cancellation_stops_the_server_cleanly(echo_pb: M
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve_forever)
         async with rpcfw.Channel(server.address) as channel:
-            assert (await echo_pb.EchoStub(channel).unary(echo_pb.EchoRequest(message="x"))).message == "x"
+            assert (
+                await echo_pb.EchoStub(channel).unary(echo_pb.EchoRequest(message="x"))
+            ).message == "x"
         tg.cancel_scope.cancel()
     with pytest.raises(rpcfw.RpcError) as info:
         async with rpcfw.Channel(server.address) as channel:
@@ -62,7 +64,10 @@ async def test_graceful_stop_under_load_fails_no_call_in_flight(echo_pb: ModuleT
     await server.start()
     async with rpcfw.Channel(server.address) as channel:
         stub = echo_pb.EchoStub(channel)
-        in_flight = [asyncio.ensure_future(stub.unary(echo_pb.EchoRequest(message=str(i), delay_ms=300))) for i in range(20)]
+        in_flight = [
+            asyncio.ensure_future(stub.unary(echo_pb.EchoRequest(message=str(i), delay_ms=300)))
+            for i in range(20)
+        ]
         stream = stub.server_stream(echo_pb.EchoRequest(count=5, delay_ms=60))
         first = await anext(stream)
         await asyncio.sleep(0.05)
@@ -81,7 +86,9 @@ async def test_calls_outliving_the_grace_period_end_unavailable(echo_pb: ModuleT
     server = rpcfw.Server([make_echo_service(echo_pb, "s1")])
     await server.start()
     async with rpcfw.Channel(server.address) as channel:
-        call = asyncio.ensure_future(echo_pb.EchoStub(channel).unary(echo_pb.EchoRequest(delay_ms=10_000)))
+        call = asyncio.ensure_future(
+            echo_pb.EchoStub(channel).unary(echo_pb.EchoRequest(delay_ms=10_000))
+        )
         await asyncio.sleep(0.1)
         await asyncio.wait_for(server.stop(grace=0.3), 3)
         with pytest.raises(rpcfw.RpcError) as info:
@@ -91,8 +98,14 @@ async def test_calls_outliving_the_grace_period_end_unavailable(echo_pb: ModuleT
 
 async def test_server_process_killed_mid_call_is_unavailable(generated_root: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.integration.echo_server_main", str(generated_root), "protobuf", "p1",
-        stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+        sys.executable,
+        "-m",
+        "tests.integration.echo_server_main",
+        str(generated_root),
+        "protobuf",
+        "p1",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
     )
     try:
         assert proc.stdout is not None

@@ -30,13 +30,11 @@ async def test_guard_deadline_fires_once_and_first_error_wins() -> None:
     guard = CallGuard()
     loop = asyncio.get_running_loop()
     guard.set_deadline(loop, loop.time() + 0.01, Boom("deadline"))
-    with pytest.raises(Boom, match="deadline"):
-        with guard:
-            await asyncio.sleep(5)
+    with pytest.raises(Boom, match="deadline"), guard:
+        await asyncio.sleep(5)
     guard.cancel(Boom("later"))
-    with pytest.raises(Boom, match="deadline"):
-        with guard:
-            pass
+    with pytest.raises(Boom, match="deadline"), guard:
+        pass
 
 
 async def test_guard_does_not_swallow_outside_cancellation() -> None:

@@ -15,7 +15,10 @@ from rpcfw.metadata import (
 )
 
 keys = st.from_regex(r"[0-9a-z_.\-]{1,20}", fullmatch=True).filter(
-    lambda k: not k.startswith("grpc-") and k not in {"te", "content-type", "user-agent", "content-length", "host"}
+    lambda k: (
+        not k.startswith("grpc-")
+        and k not in {"te", "content-type", "user-agent", "content-length", "host"}
+    )
 )
 text_values = st.from_regex(r"[ -~]{0,40}", fullmatch=True)
 
@@ -31,7 +34,9 @@ def test_metadata_round_trips_text_and_binary_values(pairs: list[tuple[str, str 
     assert list(decode_metadata(encode_metadata(items))) == items
 
 
-@pytest.mark.parametrize("key", ["grpc-status", "te", "content-type", ":path", "Upper", "sp ace", ""])
+@pytest.mark.parametrize(
+    "key", ["grpc-status", "te", "content-type", ":path", "Upper", "sp ace", ""]
+)
 def test_reserved_or_malformed_metadata_key_is_rejected(key: str) -> None:
     with pytest.raises(ValueError, match="invalid metadata key"):
         encode_metadata([(key, "v")])

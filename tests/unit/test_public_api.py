@@ -3,9 +3,24 @@ from __future__ import annotations
 import rpcfw
 
 EXPECTED = {
-    "BidiStream", "CallContext", "CallOptions", "Cardinality", "Channel", "ChannelClosedError",
-    "Message", "MessageTooLargeError", "Metadata", "MetadataLike", "MethodSpec", "RpcError",
-    "RpcfwError", "Server", "ServerMethod", "ServiceBase", "Status", "StreamRefusedError",
+    "BidiStream",
+    "CallContext",
+    "CallOptions",
+    "Cardinality",
+    "Channel",
+    "ChannelClosedError",
+    "Message",
+    "MessageTooLargeError",
+    "Metadata",
+    "MetadataLike",
+    "MethodSpec",
+    "RpcError",
+    "RpcfwError",
+    "Server",
+    "ServerMethod",
+    "ServiceBase",
+    "Status",
+    "StreamRefusedError",
     "__version__",
 }
 
@@ -18,5 +33,10 @@ def test_public_api_is_a_curated_tuple() -> None:
 
 
 def test_error_tree_roots_at_rpcfw_error() -> None:
-    for cls in (rpcfw.RpcError, rpcfw.MessageTooLargeError, rpcfw.ChannelClosedError, rpcfw.StreamRefusedError):
+    for cls in (
+        rpcfw.RpcError,
+        rpcfw.MessageTooLargeError,
+        rpcfw.ChannelClosedError,
+        rpcfw.StreamRefusedError,
+    ):
         assert issubclass(cls, rpcfw.RpcfwError)

@@ -58,7 +58,9 @@ def test_status_from_trailers() -> None:
     ("headers", "message"),
     [([], "missing grpc-status"), ([("grpc-status", "x")], "invalid grpc-status")],
 )
-def test_missing_or_corrupt_grpc_status_is_unknown(headers: list[tuple[str, str]], message: str) -> None:
+def test_missing_or_corrupt_grpc_status_is_unknown(
+    headers: list[tuple[str, str]], message: str
+) -> None:
     error = status_from_headers(headers)
     assert error is not None and error.status is Status.UNKNOWN and message in (error.message or "")
 
