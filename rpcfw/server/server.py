@@ -74,6 +74,7 @@ class _ServerConnection(AbstractHandler, ConnectionEvents):
         self.ping_acked.set()
 
     def on_closed(self) -> None:
+        self.ping_acked.set()  # nothing left to wait for
         self.server._connections.discard(self)
 
 
@@ -179,11 +180,11 @@ class Server:
     async def _drain(self, grace: float | None) -> None:
         assert self._server is not None and self._stopped is not None
         self._server.close()
-        conns = list(self._connections)
+        conns = [c for c in self._connections if c.protocol is not None and c.protocol.is_open()]
         for conn in conns:  # phase 1: no new streams, please (and measure a round trip)
-            if conn.protocol is not None:
-                send_goaway(conn.protocol, MAX_STREAM_ID)
-                send_ping(conn.protocol)
+            assert conn.protocol is not None
+            send_goaway(conn.protocol, MAX_STREAM_ID)
+            send_ping(conn.protocol)
         if conns:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(1.0, grace) if grace is not None else 1.0):
