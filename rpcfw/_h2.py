@@ -3,7 +3,9 @@
 What rpcfw changes there, and why (see DESIGN.md):
 - h2 treats any received GOAWAY as the end of the connection and fails every stream, so a
   server's graceful drain would kill calls in flight. ``GracefulH2Connection`` turns a GOAWAY
-  with NO_ERROR into "no new streams above last_stream_id"; streams at or below it finish.
+  into "no new streams above last_stream_id"; streams at or below it finish (RFC 9113 6.8).
+  That holds for a GOAWAY with an error code too: grpcio's server, stopped without grace, sends
+  GOAWAY (INTERNAL_ERROR) and then each call's UNAVAILABLE trailers, which must be read.
 - h2 goes to CLOSED after *sending* GOAWAY, which forbids finishing streams, so the server
   writes its GOAWAY frames itself (``send_goaway``) and refuses later streams on its own.
 - the reset code of a RST_STREAM is kept on the stream, so a client maps CANCEL to CANCELLED,
@@ -53,10 +55,11 @@ def h2_config(client_side: bool) -> H2Configuration:
 
 class GracefulH2Connection(H2Connection):
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Any], list[Any]]:
-        if frame.error_code != ErrorCodes.NO_ERROR:
-            return super()._receive_goaway_frame(frame)
         event = ConnectionTerminated()
-        event.error_code = ErrorCodes.NO_ERROR
+        try:
+            event.error_code = ErrorCodes(frame.error_code)
+        except ValueError:
+            event.error_code = frame.error_code
         event.last_stream_id = frame.last_stream_id
         event.additional_data = frame.additional_data
         return [], [event]
@@ -66,7 +69,7 @@ class ConnectionEvents:
     """Callbacks from one connection to its owner (a client connection or the server)."""
 
     def on_goaway(self, last_stream_id: int) -> None:
-        """The peer sent a graceful GOAWAY."""
+        """The peer sent GOAWAY: no new streams; those up to ``last_stream_id`` may finish."""
 
     def on_idle(self) -> None:
         """The last open stream was released."""
@@ -114,9 +117,6 @@ class _Processor(EventsProcessor):
         super().process_stream_reset(event)
 
     def process_connection_terminated(self, event: ConnectionTerminated) -> None:
-        if event.error_code != ErrorCodes.NO_ERROR:
-            super().process_connection_terminated(event)
-            return
         last = int(event.last_stream_id or 0)
         if self.goaway_last_stream_id is not None:
             last = min(last, self.goaway_last_stream_id)

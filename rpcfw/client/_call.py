@@ -8,6 +8,7 @@ unknown-service answer as UNKNOWN. This module owns those rules instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, Generic
 
 import h2.exceptions
@@ -172,12 +173,17 @@ class ClientCall(Generic[ReqT, RespT]):
     async def recv_initial_metadata(self) -> Metadata:
         if self.initial_metadata is not None:
             return self.initial_metadata
-        assert self._stream is not None
-        try:
-            with self.guard:
-                headers = await self._stream.recv_headers()
-        except StreamTerminatedError:
-            raise self._terminated_error() from None
+        stream = self._stream
+        assert stream is not None
+        headers = stream.headers
+        if headers is None:
+            try:
+                with self.guard:
+                    headers = await stream.recv_headers()
+            except StreamTerminatedError:
+                if stream.headers is None:
+                    raise self._terminated_error() from None
+                headers = stream.headers  # they came in the same read as the reset
         http_status = content_type = None
         has_status = False
         for key, value in headers:
@@ -211,18 +217,25 @@ class ClientCall(Generic[ReqT, RespT]):
             return None
         stream = self._stream
         assert stream is not None
+        length: int | None = None
         try:
-            with self.guard:
-                prefix = await stream.recv_data(5)
-                if not prefix:
-                    return None
-                length = parse_message_prefix(prefix, self._max_recv)
-                data = await stream.recv_data(length) if length else b""
+            while True:
+                try:
+                    with self._reading_guard():
+                        if length is None:
+                            prefix = await stream.recv_data(5)
+                            if not prefix:
+                                return None
+                            length = parse_message_prefix(prefix, self._max_recv)
+                        data = await stream.recv_data(length) if length else b""
+                    break
+                except StreamTerminatedError:
+                    if stream.trailers is None:
+                        raise self._terminated_error() from None
+                    # reset in the same read as the trailers: the rest is buffered, read it
         except MessageTooLargeError:
             self.reset(ErrorCodes.CANCEL)
             raise
-        except StreamTerminatedError:
-            raise self._terminated_error() from None
         except AssertionError:
             raise RpcError(Status.INTERNAL, "stream ended in the middle of a message") from None
         try:
@@ -235,12 +248,17 @@ class ClientCall(Generic[ReqT, RespT]):
         """Wait for the trailers; raise the call's status if it is not OK."""
         if self.done:
             return
-        assert self._stream is not None
-        try:
-            with self.guard:
-                trailers = await self._stream.recv_trailers()
-        except StreamTerminatedError:
-            raise self._terminated_error() from None
+        stream = self._stream
+        assert stream is not None
+        trailers = stream.trailers
+        if trailers is None:
+            try:
+                with self.guard:
+                    trailers = await stream.recv_trailers()
+            except StreamTerminatedError:
+                if stream.trailers is None:
+                    raise self._terminated_error() from None
+                trailers = stream.trailers  # they came in the same read as the reset
         self.done = True
         self.trailing_metadata = decode_metadata(trailers)
         error = status_from_headers(trailers)
@@ -255,6 +273,14 @@ class ClientCall(Generic[ReqT, RespT]):
             raise RpcError(Status.UNIMPLEMENTED, "server sent no response message")
         await self.finish()
         return message
+
+    def _reading_guard(self) -> CallGuard | contextlib.nullcontext[None]:
+        """Once the trailers are in, every message is buffered and reads cannot block: read them
+        even if the stream was reset since. A server that finishes before the client half-closes
+        sends its trailers and then RST_STREAM (NO_ERROR), often in the same TCP read; going by
+        the guard alone would drop the replies (and turn an OK status into INTERNAL)."""
+        assert self._stream is not None
+        return contextlib.nullcontext() if self._stream.trailers is not None else self.guard
 
     # -- ending --------------------------------------------------------------------------
     def _terminated_error(self) -> RpcError:

@@ -110,11 +110,14 @@ class CallContext:
     ) -> None:
         trailing = self._trailing + extra if extra else self._trailing
         trailers = trailers_for(status, message, trailing)
-        if not self._headers_sent:  # trailers-only response
+        if not self._headers_sent:
             self._headers_sent = True
-            await self._stream.send_headers(_RESPONSE_HEADERS + trailers, end_stream=True)
-        else:
-            await self._stream.send_headers(trailers, end_stream=True)
+            if not self._initial:  # trailers-only response
+                await self._stream.send_headers(_RESPONSE_HEADERS + trailers, end_stream=True)
+                return
+            # initial metadata the handler set is not dropped (grpc-go and grpc-core send it too)
+            await self._stream.send_headers(_RESPONSE_HEADERS + self._initial)
+        await self._stream.send_headers(trailers, end_stream=True)
 
     def try_send_unary(self, payload: bytes) -> bool:
         """Headers, message and OK trailers in one socket write, when flow control allows.

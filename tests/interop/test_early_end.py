@@ -1,0 +1,112 @@
+"""A server that ends a call while the client still has its request stream open.
+
+The server then sends its trailers followed by RST_STREAM (NO_ERROR), and the client usually reads
+all of it at once: what came before the reset (replies, initial metadata, the status) must still
+reach the caller. rpcfw's client used to drop the replies, and report an OK ending as INTERNAL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
+
+import grpc
+import pytest
+
+import rpcfw
+
+from .conftest import ConnectGrpc, Peer
+from .grpc_peer import SERVICE
+
+
+async def test_rpcfw_client_bidi_reads_replies_sent_before_the_servers_abort(
+    echo_pb: ModuleType, server: Peer
+) -> None:
+    async with (
+        asyncio.timeout(5),
+        rpcfw.Channel(server.address) as channel,
+        echo_pb.EchoStub(channel).bidi() as stream,
+    ):
+        for word in ("a", "b", "abort:5:gone"):
+            await stream.send(echo_pb.EchoRequest(message=word))
+        await asyncio.sleep(0.2)  # replies, trailers and RST_STREAM all arrive before we read
+        assert [(await stream.recv()).message for _ in range(2)] == ["a", "b"]  # type: ignore[union-attr]
+        with pytest.raises(rpcfw.RpcError) as info:
+            await stream.recv()
+    assert (info.value.status, info.value.message) == (rpcfw.Status.NOT_FOUND, "gone")
+
+
+async def test_rpcfw_client_bidi_reader_already_waiting_gets_replies_then_the_abort_status(
+    echo_pb: ModuleType, server: Peer
+) -> None:
+    async def read_all(
+        stream: rpcfw.BidiStream[Any, Any],
+    ) -> tuple[list[str], rpcfw.RpcError | None]:
+        messages = []
+        try:
+            async for reply in stream:
+                messages.append(reply.message)
+        except rpcfw.RpcError as exc:
+            return messages, exc
+        return messages, None
+
+    async with asyncio.timeout(5), rpcfw.Channel(server.address) as channel:
+        for _ in range(5):
+            async with echo_pb.EchoStub(channel).bidi() as stream:
+                reader = asyncio.ensure_future(read_all(stream))
+                await asyncio.sleep(0.01)  # the reader waits for the response headers
+                for word in ("a", "b", "abort:5:gone"):
+                    await stream.send(echo_pb.EchoRequest(message=word))
+                messages, error = await reader
+            assert messages == ["a", "b"]
+            assert error is not None and (error.status, error.message) == (
+                rpcfw.Status.NOT_FOUND,
+                "gone",
+            )
+
+
+async def test_grpcio_client_bidi_reads_replies_sent_before_the_servers_abort(
+    echo_pb: ModuleType, server: Peer, grpc_client: ConnectGrpc
+) -> None:
+    client = grpc_client(server.address)
+    async with asyncio.timeout(5):
+        call = client.bidi()
+        for word in ("a", "b", "abort:5:gone"):
+            await call.write(echo_pb.EchoRequest(message=word))
+        await asyncio.sleep(0.2)
+        assert [(await call.read()).message for _ in range(2)] == ["a", "b"]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call.read()
+    assert (info.value.code(), info.value.details()) == (grpc.StatusCode.NOT_FOUND, "gone")
+
+
+async def test_rpcfw_client_bidi_gets_ok_when_grpcio_server_ends_before_the_client_half_closes(
+    echo_pb: ModuleType,
+) -> None:
+    async def two_replies_then_ok(requests: Any, context: Any) -> AsyncIterator[Any]:
+        for word in ("one", "two"):
+            yield echo_pb.EchoResponse(message=word)
+
+    server = grpc.aio.server()
+    handler = grpc.stream_stream_rpc_method_handler(
+        two_replies_then_ok, echo_pb.EchoRequest.FromString, echo_pb.EchoResponse.SerializeToString
+    )
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler(SERVICE, {"Bidi": handler})]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with (
+            asyncio.timeout(5),
+            rpcfw.Channel(f"127.0.0.1:{port}") as channel,
+            echo_pb.EchoStub(channel).bidi() as stream,
+        ):
+            await stream.send(echo_pb.EchoRequest(message="never half-closed"))
+            await asyncio.sleep(0.2)
+            assert [r.message async for r in stream] == ["one", "two"]
+            assert stream.status is rpcfw.Status.OK
+    finally:
+        await server.stop(0)
