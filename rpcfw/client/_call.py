@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Generic
+from typing import Any, Generic, Literal
 
 import h2.exceptions
 from grpclib.exceptions import StreamTerminatedError
@@ -170,20 +170,29 @@ class ClientCall(Generic[ReqT, RespT]):
             raise self._terminated_error() from None
 
     # -- receiving -----------------------------------------------------------------------
+    async def _arrived(self, which: Literal["headers", "trailers"]) -> list[tuple[str, str]]:
+        """The response headers or trailers: those already received, even if the stream was
+        reset since (they can come in the same read as a trailing RST_STREAM), else wait."""
+        stream = self._stream
+        assert stream is not None
+        block: list[tuple[str, str]] | None = getattr(stream, which)
+        if block is None:
+            try:
+                with self.guard:
+                    if which == "headers":
+                        block = await stream.recv_headers()
+                    else:
+                        block = await stream.recv_trailers()
+            except StreamTerminatedError:
+                block = getattr(stream, which)
+                if block is None:
+                    raise self._terminated_error() from None
+        return block
+
     async def recv_initial_metadata(self) -> Metadata:
         if self.initial_metadata is not None:
             return self.initial_metadata
-        stream = self._stream
-        assert stream is not None
-        headers = stream.headers
-        if headers is None:
-            try:
-                with self.guard:
-                    headers = await stream.recv_headers()
-            except StreamTerminatedError:
-                if stream.headers is None:
-                    raise self._terminated_error() from None
-                headers = stream.headers  # they came in the same read as the reset
+        headers = await self._arrived("headers")
         http_status = content_type = None
         has_status = False
         for key, value in headers:
@@ -248,17 +257,7 @@ class ClientCall(Generic[ReqT, RespT]):
         """Wait for the trailers; raise the call's status if it is not OK."""
         if self.done:
             return
-        stream = self._stream
-        assert stream is not None
-        trailers = stream.trailers
-        if trailers is None:
-            try:
-                with self.guard:
-                    trailers = await stream.recv_trailers()
-            except StreamTerminatedError:
-                if stream.trailers is None:
-                    raise self._terminated_error() from None
-                trailers = stream.trailers  # they came in the same read as the reset
+        trailers = await self._arrived("trailers")
         self.done = True
         self.trailing_metadata = decode_metadata(trailers)
         error = status_from_headers(trailers)
