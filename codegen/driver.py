@@ -27,7 +27,7 @@ from google.protobuf.compiler import plugin_pb2
 
 from .naming import Backend, module_base
 from .plugin import generate
-from .postprocess import fix_betterproto2_tree, fix_pb2_tree
+from .postprocess import fix_betterproto2_tree, fix_pb2_tree, use_private_pool
 
 __all__ = ["GenError", "GenResult", "collect_protos", "generate_tree", "wkt_include_dir"]
 
@@ -171,8 +171,13 @@ def generate_tree(
     *,
     includes: Sequence[str | Path] = (),
     backend: Backend = Backend.BETTERPROTO2,
+    private_pool: bool = False,
 ) -> GenResult:
-    """Generate messages and rpcfw services for ``inputs`` into the package dir ``out``."""
+    """Generate messages and rpcfw services for ``inputs`` into the package dir ``out``.
+
+    ``private_pool`` (protobuf backend, files without imports only): register the messages in
+    a descriptor pool of their own instead of protobuf's global one, so a library can bundle
+    well-known protocols (rpcfw's grpc.health.v1) without clashing with other copies."""
     files = collect_protos(inputs)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -196,7 +201,13 @@ def generate_tree(
         closure = [f.name for f in fds.file if not f.name.startswith("google/protobuf/")]
         if not closure:
             raise GenError("nothing to generate: only google/protobuf files given")
+        if private_pool:
+            deps = [d for f in fds.file if f.name in closure for d in f.dependency]
+            if backend is not Backend.PROTOBUF or deps:
+                raise GenError("private_pool needs the protobuf backend and files without imports")
         _generate_messages(fds_path, closure, scratch, stage, backend)
+        if private_pool:
+            use_private_pool(stage)
         _generate_services(fds, closure, stage, backend)
         _add_init_files(stage, out)
         written = _move_into(stage, out)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .naming import relative_from
 
-__all__ = ["fix_betterproto2_tree", "fix_pb2_tree", "relativize_pb2_source"]
+__all__ = ["fix_betterproto2_tree", "fix_pb2_tree", "relativize_pb2_source", "use_private_pool"]
 
 _FROM_IMPORT = re.compile(r"^from ([\w.]+) import (\w+_pb2) as (\w+)$", re.MULTILINE)
 _PLAIN_IMPORT = re.compile(r"^import (\w+_pb2) as (\w+)$", re.MULTILINE)
@@ -67,6 +67,23 @@ def fix_pb2_tree(root: Path, local: Collection[str]) -> None:
             fixed = _BARE_MAPPING.sub("_Mapping[str, object]", fixed)
         if fixed != text:
             path.write_text(fixed, encoding="utf-8")
+
+
+_DEFAULT_POOL = "_descriptor_pool.Default().AddSerializedFile("
+
+
+def use_private_pool(root: Path) -> None:
+    """Make every ``*_pb2.py`` under ``root`` register in a descriptor pool of its own."""
+    for path in sorted(root.rglob("*_pb2.py")):
+        text = path.read_text(encoding="utf-8")
+        if _DEFAULT_POOL not in text:
+            raise ValueError(f"{path}: no default-pool registration to replace")
+        text = text.replace(
+            _DEFAULT_POOL,
+            "_descriptor_pool.DescriptorPool().AddSerializedFile("
+            "  # private: no global clashes\n    ",
+        )
+        path.write_text(text, encoding="utf-8")
 
 
 _IGNORE = "  # type: ignore[{codes},unused-ignore]"

@@ -17,6 +17,10 @@ from .errors import (
 from .metadata import Metadata, MetadataLike
 from .server import CallContext, Server
 
+# isort: split
+# after .server: the generated health code uses rpcfw.CallContext & co. as it is imported
+from .health import HealthService, ServingStatus
+
 __all__ = (
     "BidiStream",
     "CallContext",
@@ -24,6 +28,7 @@ __all__ = (
     "Cardinality",
     "Channel",
     "ChannelClosedError",
+    "HealthService",
     "Message",
     "MessageTooLargeError",
     "Metadata",
@@ -34,6 +39,7 @@ __all__ = (
     "Server",
     "ServerMethod",
     "ServiceBase",
+    "ServingStatus",
     "Status",
     "StreamRefusedError",
     "__version__",

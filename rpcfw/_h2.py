@@ -158,6 +158,8 @@ class RpcfwProtocol(H2Protocol):
         super().__init__(handler, config, h2_config(client_side))
         self.events = events
         self.transport: asyncio.Transport | None = None
+        #: close as soon as the connection is made (a server accepting while it stops)
+        self.refuse = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -178,6 +180,9 @@ class RpcfwProtocol(H2Protocol):
         self.connection.flush()
         self.connection.initialize()
         self.processor = _Processor(self.handler, self.connection, self.events)
+        if self.refuse:
+            send_goaway(self, 0)
+            self.close()
 
     @property
     def processor_(self) -> _Processor:

@@ -48,7 +48,7 @@ def _echo_service(mod: ModuleType, server_id: str) -> ServiceBase:
     return service
 
 
-async def _run(mod: ModuleType, servers: int, calls: int) -> None:
+async def _run(mod: ModuleType, servers: int, calls: int, balancer: str) -> None:
     started = []
     for index in range(servers):
         server = Server([_echo_service(mod, f"server-{index + 1}")])
@@ -56,12 +56,13 @@ async def _run(mod: ModuleType, servers: int, calls: int) -> None:
         started.append(server)
         typer.echo(f"started {server.services[0]} server-{index + 1} on {server.address}")
     target = "static:///" + ",".join(s.address for s in started)
-    typer.echo(f"channel target: {target}\n")
+    typer.echo(f"channel target: {target} (balancer: {balancer})\n")
     Request = mod.EchoRequest
     try:
-        async with Channel(target) as channel:
+        async with Channel(target, balancer=balancer) as channel:
             stub = mod.EchoStub(channel)
-            reply = await stub.unary(Request(message="hello"), timeout=5)
+            reply = await stub.unary(Request(message="hello"), timeout=5, wait_for_ready=True)
+            await asyncio.sleep(0.1)  # let the other servers' connections come up
             typer.echo(f"unary          -> {reply.message!r} from {reply.server_id}")
             replies = [r async for r in stub.server_stream(Request(message="tick", count=3))]
             typer.echo(f"server stream  -> {[r.message for r in replies]}")
@@ -102,6 +103,9 @@ def demo(
     calls: Annotated[
         int, typer.Option(min=0, max=100_000, help="Unary calls for the count.")
     ] = 300,
+    balancer: Annotated[
+        str, typer.Option(help="Balancing policy for the channel.")
+    ] = "round_robin",
 ) -> None:
     """Generate stubs from PROTO, start SERVERS echo servers, call every method kind."""
     from rpcfw_codegen import Backend, GenError, generate_tree
@@ -127,6 +131,6 @@ def demo(
         sys.path.insert(0, tmp)
         try:
             mod = importlib.import_module("demo_gen.echo.v1.echo_rpcfw")
-            asyncio.run(_run(mod, servers, calls))
+            asyncio.run(_run(mod, servers, calls, balancer))
         finally:
             sys.path.remove(tmp)

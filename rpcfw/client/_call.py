@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Generic, Literal
 
 import h2.exceptions
@@ -31,9 +34,18 @@ from ..errors import MessageTooLargeError, RpcError, StreamRefusedError
 from ..metadata import Metadata, decode_metadata
 from ._connection import ClientConnection
 
-__all__ = ["ClientCall", "DEADLINE_EXCEEDED"]
+__all__ = ["DEADLINE_EXCEEDED", "ClientCall", "is_connection_failure"]
 
 DEADLINE_EXCEEDED = "deadline exceeded"
+
+
+def is_connection_failure(error: BaseException | None) -> bool:
+    """UNAVAILABLE that rpcfw saw on the connection (lost, refused), not a server's status."""
+    return (
+        isinstance(error, RpcError)
+        and error.status is Status.UNAVAILABLE
+        and error.trailing_metadata is None
+    )
 
 
 class ClientCall(Generic[ReqT, RespT]):
@@ -45,11 +57,13 @@ class ClientCall(Generic[ReqT, RespT]):
         "_max_send",
         "_release",
         "_spec",
+        "_started",
         "_stream",
         "_trailers_only",
         "done",
         "guard",
         "initial_metadata",
+        "on_done",
         "trailing_metadata",
     )
 
@@ -75,6 +89,8 @@ class ClientCall(Generic[ReqT, RespT]):
         self.initial_metadata: Metadata | None = None
         self.trailing_metadata: Metadata | None = None
         self.guard = CallGuard()
+        self.on_done: Callable[[float, bool], None] | None = None
+        self._started = time.monotonic()
         if deadline is not None:
             self.guard.set_deadline(
                 asyncio.get_running_loop(),
@@ -323,9 +339,24 @@ class ClientCall(Generic[ReqT, RespT]):
             except (h2.exceptions.ProtocolError, AttributeError):
                 pass
 
-    def close(self) -> None:
-        """Release the stream; a call not finished by now is cancelled (RST_STREAM CANCEL)."""
+    def __enter__(self) -> ClientCall[ReqT, RespT]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close(exc)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Release the stream; a call not finished by now is cancelled (RST_STREAM CANCEL).
+        Reports the call's latency and whether it failed at the connection level (once)."""
         self.guard.close()
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done(time.monotonic() - self._started, is_connection_failure(error))
         if self._stream is None:
             return
         self.reset(ErrorCodes.NO_ERROR if self.done else ErrorCodes.CANCEL)

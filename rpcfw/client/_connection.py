@@ -77,6 +77,12 @@ class ClientConnection(ConnectionEvents):
         if self.protocol is not None:
             self.protocol.close()
 
+    def drain(self) -> None:
+        """No new calls; close once the calls in flight have finished."""
+        self.draining = True
+        if self.protocol is None or not self.protocol.processor.streams:
+            self.close()
+
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change(self)

@@ -1,7 +1,9 @@
-"""Channel: the client entry point. Resolves a target to addresses and runs the four call kinds.
+"""Channel: the client entry point. A target is resolved to endpoints, a balancer spreads
+calls over them, and the four call kinds run with gRPC semantics.
 
-This first version connects pick-first over the target's addresses (a static resolver); the
-resolver/balancer/picker split slots in behind ``_pick`` without changing the call path.
+Targets: ``host:port``, ``static:///h1:p1,h2:p2``, ``dns:///host:port``, or any scheme with a
+registered resolver. Balancers by name (``pick_first``, ``round_robin``,
+``weighted_round_robin``, ``p2c``, ``ring_hash``) or a factory.
 """
 
 from __future__ import annotations
@@ -9,99 +11,66 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
-from grpclib.config import Configuration
 from typing_extensions import Unpack
 
 from .._deadline import effective_deadline
 from .._method import CallOptions, MethodSpec, ReqT, RespT
 from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, USER_AGENT
-from ..errors import ChannelClosedError, RpcError, StreamRefusedError
-from ..metadata import MetadataLike, encode_metadata, encode_timeout
+from ..balancer.base import Balancer, BalancerHelper, PickInfo
+from ..balancer.registry import balancer_factory
+from ..errors import RpcError, StreamRefusedError
+from ..metadata import encode_metadata, encode_timeout
+from ..policy.backoff import BackoffConfig
+from ..resolver.target import parse_target
+from ._balancing import BalancingCore
 from ._call import DEADLINE_EXCEEDED, ClientCall
-from ._connection import ClientConnection
 from ._streams import BidiStream, send_all
-from ._target import Address, parse_target
 
 __all__ = ["Channel"]
 
 log = logging.getLogger("rpcfw.client")
 
 
-class _Subchannel:
-    """The connection to one address; reconnects on demand."""
-
-    def __init__(self, address: Address, config: Configuration) -> None:
-        self.address = address
-        self._config = config
-        self.connection: ClientConnection | None = None
-        self._connecting: asyncio.Future[ClientConnection] | None = None
-        self.last_error: BaseException | None = None
-        self._old: set[ClientConnection] = set()
-
-    async def get(self) -> ClientConnection:
-        conn = self.connection
-        if conn is not None and conn.ready:
-            return conn
-        if self._connecting is None or self._connecting.done():
-            self._connecting = asyncio.ensure_future(self._connect())
-        return await asyncio.shield(self._connecting)
-
-    async def _connect(self) -> ClientConnection:
-        if self.connection is not None and not self.connection.closed:
-            self._old.add(self.connection)  # draining: it closes itself when idle
-        conn = ClientConnection(self.address.host, self.address.port, self._config)
-        try:
-            await conn.connect()
-        except OSError as exc:
-            self.last_error = exc
-            raise
-        self.connection = conn
-        self.last_error = None
-        return conn
-
-    def close(self) -> None:
-        if self._connecting is not None and not self._connecting.done():
-            self._connecting.cancel()
-        for conn in (self.connection, *self._old):
-            if conn is not None:
-                conn.close()
-        self._old.clear()
-
-
 class Channel:
-    """A client channel to ``target`` (``host:port`` or ``static:///h1:p1,h2:p2``).
+    """A client channel to ``target``. Create it anywhere: no IO happens until the first call.
+    Close it with ``await channel.close()`` or ``async with``.
 
-    Create it anywhere (no IO happens until the first call); close it with ``await
-    channel.close()`` or ``async with``.
+    ``balancer``: a policy name or a ``factory(helper) -> Balancer``.
+    ``wait_for_ready``: default for calls; when False a call fails fast with UNAVAILABLE while
+    no endpoint can be reached, when True it waits for one until its deadline.
+    ``connect_backoff``: reconnect backoff per endpoint (gRPC defaults: 1 s, x1.6, 20 % jitter,
+    120 s max).
     """
 
     def __init__(
         self,
         target: str,
         *,
+        balancer: str | Callable[[BalancerHelper], Balancer] = "pick_first",
         max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: int | None = None,
         wait_for_ready: bool = False,
+        connect_backoff: BackoffConfig | None = None,
         user_agent: str | None = None,
     ) -> None:
         self.target = target
-        self._target = parse_target(target)
-        self._config = Configuration().__for_client__()
-        self._subchannels = [_Subchannel(a, self._config) for a in self._target.addresses]
+        factory = balancer_factory(balancer) if isinstance(balancer, str) else balancer
+        self._core = BalancingCore(
+            parse_target(target), factory, connect_backoff or BackoffConfig()
+        )
         self._max_recv = max_receive_message_length
         self._max_send = max_send_message_length
         self._wait_for_ready = wait_for_ready
-        self._closed = False
         self._base_headers = [
             (":method", "POST"),
             (":scheme", "http"),
             ("", ""),  # :path, filled per call
-            (":authority", self._target.authority),
+            (":authority", self._core.authority),
             ("te", "trailers"),
             ("content-type", "application/grpc"),
             ("user-agent", user_agent or USER_AGENT),
@@ -123,49 +92,15 @@ class Channel:
 
     async def close(self) -> None:
         """Close every connection; calls still running fail with UNAVAILABLE."""
-        if self._closed:
-            return
-        self._closed = True
-        for sub in self._subchannels:
-            sub.close()
-        await asyncio.sleep(0)
+        await self._core.close()
 
-    # -- picking a connection ------------------------------------------------------------
-    async def _pick(self, deadline: float | None, wait_for_ready: bool) -> ClientConnection:
-        if self._closed:
-            raise ChannelClosedError()
-        for sub in self._subchannels:  # fast path: a ready connection
-            conn = sub.connection
-            if conn is not None and conn.ready:
-                return conn
-        loop = asyncio.get_running_loop()
-        delay = 0.05
-        while True:
-            errors: list[str] = []
-            for sub in self._subchannels:
-                try:
-                    if deadline is None:
-                        return await sub.get()
-                    async with asyncio.timeout_at(deadline):
-                        return await sub.get()
-                except TimeoutError:
-                    raise RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED) from None
-                except OSError as exc:
-                    errors.append(f"{sub.address}: {exc.strerror or exc}")
-                if self._closed:
-                    raise ChannelClosedError()
-            if not wait_for_ready:
-                raise RpcError(
-                    Status.UNAVAILABLE, "failed to connect to all addresses; " + "; ".join(errors)
-                )
-            if deadline is not None and loop.time() + delay >= deadline:
-                await asyncio.sleep(max(0.0, deadline - loop.time()))
-                raise RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.6, 1.0)
+    @property
+    def state(self) -> str:
+        """The channel's aggregate connectivity state (IDLE, CONNECTING, READY, ...)."""
+        return self._core.state.value
 
     def _headers(
-        self, spec: MethodSpec[Any, Any], deadline: float | None, metadata: MetadataLike | None
+        self, spec: MethodSpec[Any, Any], deadline: float | None, options: CallOptions
     ) -> list[tuple[str, str]]:
         headers = self._base_headers.copy()
         headers[2] = (":path", spec.path)
@@ -174,6 +109,7 @@ class Channel:
             if remaining <= 0:
                 raise RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
             headers.append(("grpc-timeout", encode_timeout(remaining)))
+        metadata = options.get("metadata")
         if metadata:
             headers.extend(encode_metadata(metadata))
         return headers
@@ -186,24 +122,28 @@ class Channel:
         end: bool,
         deadline: float | None,
     ) -> ClientCall[ReqT, RespT]:
-        """Start a call; a stream refused before it reached the server is retried once."""
+        """Pick an endpoint and start the call; a stream refused before it reached the server
+        (GOAWAY race, REFUSED_STREAM) is retried once, transparently, on a fresh pick."""
         wait = options.get("wait_for_ready")
         wait_for_ready = self._wait_for_ready if wait is None else wait
+        key = options.get("hash_key")
+        info = PickInfo(spec.path, key.encode() if isinstance(key, str) else key)
+        headers = self._headers(spec, deadline, options)
         for attempt in range(2):
-            conn = await self._pick(deadline, wait_for_ready)
-            headers = self._headers(spec, deadline, options.get("metadata"))
+            conn, picked = await self._core.pick(info, deadline, wait_for_ready)
             call = ClientCall(conn, spec, headers, deadline, self._max_recv, self._max_send)
+            call.on_done = picked.on_done
             try:
                 await call.start(first, end=end)
                 if first is not None and end:  # request fully sent: wait to see it accepted
                     await call.recv_initial_metadata()
                 return call
-            except StreamRefusedError:
-                call.close()
+            except StreamRefusedError as exc:
+                call.close(exc)
                 if attempt:
                     raise
-            except BaseException:
-                call.close()
+            except BaseException as exc:
+                call.close(exc)
                 raise
         raise AssertionError("unreachable")
 
@@ -212,11 +152,8 @@ class Channel:
         self, spec: MethodSpec[ReqT, RespT], request: ReqT, **options: Unpack[CallOptions]
     ) -> RespT:
         deadline = effective_deadline(options.get("timeout"))
-        call = await self._open(spec, options, request, True, deadline)
-        try:
+        with await self._open(spec, options, request, True, deadline) as call:
             return await call.recv_unary()
-        finally:
-            call.close()
 
     def unary_stream(
         self, spec: MethodSpec[ReqT, RespT], request: ReqT, **options: Unpack[CallOptions]
@@ -227,13 +164,10 @@ class Channel:
         self, spec: MethodSpec[ReqT, RespT], request: ReqT, options: CallOptions
     ) -> AsyncIterator[RespT]:
         deadline = effective_deadline(options.get("timeout"))
-        call = await self._open(spec, options, request, True, deadline)
-        try:
+        with await self._open(spec, options, request, True, deadline) as call:
             while (message := await call.recv()) is not None:
                 yield message
             await call.finish()
-        finally:
-            call.close()
 
     async def stream_unary(
         self,
@@ -242,12 +176,9 @@ class Channel:
         **options: Unpack[CallOptions],
     ) -> RespT:
         deadline = effective_deadline(options.get("timeout"))
-        call = await self._open(spec, options, None, False, deadline)
-        try:
+        with await self._open(spec, options, None, False, deadline) as call:
             await send_all(call, requests)
             return await call.recv_unary()
-        finally:
-            call.close()
 
     def stream_stream(
         self, spec: MethodSpec[ReqT, RespT], **options: Unpack[CallOptions]
@@ -270,16 +201,15 @@ class Channel:
         options: CallOptions,
     ) -> AsyncIterator[RespT]:
         deadline = effective_deadline(options.get("timeout"))
-        call = await self._open(spec, options, None, False, deadline)
-        sender = asyncio.ensure_future(send_all(call, requests))
-        try:
-            while (message := await call.recv()) is not None:
-                yield message
-            await call.finish()
-            await sender
-        finally:
-            if not sender.done():
-                sender.cancel()
-            with contextlib.suppress(BaseException):
+        with await self._open(spec, options, None, False, deadline) as call:
+            sender = asyncio.ensure_future(send_all(call, requests))
+            try:
+                while (message := await call.recv()) is not None:
+                    yield message
+                await call.finish()
                 await sender
-            call.close()
+            finally:
+                if not sender.done():
+                    sender.cancel()
+                with contextlib.suppress(BaseException):
+                    await sender

@@ -3,6 +3,10 @@
 Graceful stop (``stop(grace)``): stop accepting, send GOAWAY (max stream id) and a PING, then
 after the PING ack a final GOAWAY naming the last stream we will serve; calls in flight run up
 to ``grace`` seconds, then are cancelled with UNAVAILABLE; then connections close.
+
+Health (``grpc.health.v1.Health``, on by default): ``stop()`` first sets every service
+NOT_SERVING and gives Watch calls (up to 1 s, within ``grace``) to send it and end, so health
+watchers learn it before the GOAWAY.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grpclib.config import Configuration
 from grpclib.protocol import AbstractHandler, Stream
@@ -25,6 +29,9 @@ from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..errors import RpcError
 from ._dispatch import DispatchConfig, handle_request
+
+if TYPE_CHECKING:
+    from ..health import HealthService
 
 __all__ = ["Server"]
 
@@ -84,15 +91,28 @@ class Server:
     ``await server.start(host, port)`` binds (port 0 picks a free port: read ``server.port``);
     ``await server.serve_forever()`` runs until cancelled or stopped; ``await server.stop(grace)``
     drains. ``async with server:`` stops it on exit.
+
+    ``health=True`` (default) also serves ``grpc.health.v1.Health`` with a new
+    ``rpcfw.HealthService`` unless ``services`` already has that service; ``server.health`` is
+    the HealthService served (yours if you passed one, whatever ``health`` says), or None.
+    ``start()`` marks ``""`` and every service in ``server.services`` SERVING (those whose status
+    was set before keep it); ``server.services`` names the services given, not an added Health.
     """
 
     def __init__(
         self,
         services: Iterable[ServiceBase],
         *,
+        health: bool = True,
         max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: int | None = None,
     ) -> None:
+        from ..health import HealthService  # rpcfw.health imports rpcfw: not at the top
+
+        services = list(services)
+        self.health: HealthService | None = next(
+            (s for s in services if isinstance(s, HealthService)), None
+        )
         methods: dict[str, ServerMethod[Any, Any]] = {}
         names: set[str] = set()
         for service in services:
@@ -104,6 +124,10 @@ class Server:
                     raise ValueError(f"method {path} is served twice")
                 methods[path] = method
         self.services = tuple(sorted(names))
+        if health and HealthService.__rpcfw_service__ not in names:
+            self.health = HealthService()
+            names.add(HealthService.__rpcfw_service__)
+            methods.update(self.health.__rpcfw_methods__())
         self._dispatch = DispatchConfig(
             methods, frozenset(names), max_receive_message_length, max_send_message_length
         )
@@ -120,9 +144,10 @@ class Server:
 
     def _protocol_factory(self) -> RpcfwProtocol:
         conn = _ServerConnection(self)
-        if self._stopping is not None:
-            conn.refuse_above = 0
         protocol = RpcfwProtocol(conn, self._config, conn, client_side=False)
+        if self._stopping is not None:  # accepted while stopping: GOAWAY and close at once
+            conn.refuse_above = 0
+            protocol.refuse = True
         conn.protocol = protocol
         self._connections.add(conn)
         return protocol
@@ -137,6 +162,11 @@ class Server:
         )
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
+        if self.health is not None:
+            from ..health import ServingStatus
+
+            for name in ("", *self.services):
+                self.health._set_default(name, ServingStatus.SERVING)
         log.info("serving %s on %s:%s", ", ".join(self.services), self.host, self.port)
 
     @property
@@ -174,12 +204,19 @@ class Server:
         if self._server is None:
             return
         if self._stopping is None:
+            if self.health is not None:
+                self.health.enter_graceful_shutdown()
             self._stopping = asyncio.ensure_future(self._drain(grace))
         await asyncio.shield(self._stopping)
 
     async def _drain(self, grace: float | None) -> None:
         assert self._server is not None and self._stopped is not None
         self._server.close()
+        health_wait = 1.0 if grace is None else min(1.0, grace)
+        if self.health is not None and health_wait > 0:  # Watch calls send NOT_SERVING and end
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(health_wait):
+                    await self.health._watchers_ended()
         conns = [c for c in self._connections if c.protocol is not None and c.protocol.is_open()]
         for conn in conns:  # phase 1: no new streams, please (and measure a round trip)
             assert conn.protocol is not None
@@ -213,5 +250,8 @@ class Server:
         await asyncio.sleep(0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        for conn in list(self._connections):  # accepted while we were closing
+            if conn.protocol is not None:
+                conn.protocol.close()
         self._stopped.set()
         log.info("stopped %s:%s", self.host, self.port)

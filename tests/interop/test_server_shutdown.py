@@ -7,6 +7,7 @@ grpcio one and an rpcfw one): grpcio's client is the reference for what the rpcf
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from types import ModuleType
 from typing import Any
@@ -157,6 +158,8 @@ async def test_rpcfw_client_reads_the_status_sent_after_a_goaway_with_an_error_c
                 writer.write(conn.data_to_send())
         finally:
             writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()  # else the loop may end before the socket closes
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -165,6 +168,9 @@ async def test_rpcfw_client_reads_the_status_sent_after_a_goaway_with_an_error_c
             stub = echo_pb.EchoStub(channel)
             result = await outcome(stub.unary(echo_pb.EchoRequest(message="x")))
     finally:
+        # the channel reconnects after the GOAWAY; let asyncio finish accepting that connection
+        # before closing, or its socket leaks when the loop ends (asyncio 3.11 teardown race)
+        await asyncio.sleep(0.05)
         server.close()
         async with asyncio.timeout(5):
             await asyncio.gather(*handlers, return_exceptions=True)

@@ -1,0 +1,148 @@
+"""Balancer and Picker contracts (grpc-go's split), free of IO.
+
+- A **resolver** pushes the set of :class:`Endpoint` s for a target.
+- A **balancer** owns one subchannel per endpoint it wants, asks them to connect, hears their
+  connectivity changes, and publishes an immutable **picker** (plus an aggregate state) through
+  its :class:`BalancerHelper` whenever something changed.
+- The call path asks the current picker for a subchannel per call; ``None`` means "no ready
+  subchannel now": the call waits for the next picker (until its deadline) or fails fast.
+
+The channel calls every balancer method from one place, in order (never re-entrantly), so
+balancers need no locks. Subchannels here are whatever the helper hands out: the channel's real
+ones or a test's fakes; balancers only use the :class:`SubchannelLike` surface.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "Balancer",
+    "BalancerHelper",
+    "Cancellable",
+    "ConnectivityState",
+    "Endpoint",
+    "PickInfo",
+    "PickResult",
+    "Picker",
+    "SubchannelLike",
+]
+
+
+class ConnectivityState(enum.Enum):
+    IDLE = "IDLE"
+    CONNECTING = "CONNECTING"
+    READY = "READY"
+    TRANSIENT_FAILURE = "TRANSIENT_FAILURE"
+    SHUTDOWN = "SHUTDOWN"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One address a resolver found, with attributes (``weight``, ``zone``, ``version``, ...)."""
+
+    host: str
+    port: int
+    attributes: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """Identity for diffing resolver updates: the address, not the attributes."""
+        return (self.host, self.port)
+
+    @property
+    def weight(self) -> int:
+        try:
+            weight = int(self.attributes.get("weight", 1))
+        except (TypeError, ValueError):
+            return 1
+        return max(weight, 0)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class SubchannelLike(Protocol):
+    """What a balancer sees of a subchannel."""
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    @property
+    def state(self) -> ConnectivityState: ...
+
+    def request_connection(self) -> None:
+        """Start connecting if idle (no-op otherwise)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PickInfo:
+    """What a picker may look at for one call."""
+
+    method: str
+    hash_key: bytes | None = None
+
+
+@dataclass(slots=True)
+class PickResult:
+    """The chosen subchannel and, optionally, a callback run when the call ends:
+    ``on_done(latency_seconds, connection_failure)`` (load and outlier reporting)."""
+
+    subchannel: SubchannelLike
+    on_done: Callable[[float, bool], None] | None = None
+
+
+class Picker(abc.ABC):
+    """An immutable snapshot; ``pick`` runs on every call, so keep it cheap."""
+
+    @abc.abstractmethod
+    def pick(self, info: PickInfo) -> PickResult | None:
+        """A subchannel for this call, or None to wait for the next picker."""
+
+
+class BalancerHelper(Protocol):
+    """What the channel offers a balancer."""
+
+    def create_subchannel(self, endpoint: Endpoint) -> SubchannelLike: ...
+
+    def remove_subchannel(self, subchannel: SubchannelLike) -> None:
+        """Stop using it: calls in flight on it finish, then it closes (drained, not cut)."""
+
+    def update_picker(self, state: ConnectivityState, picker: Picker) -> None: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        """Run ``callback`` after ``delay`` seconds, in order with the balancer's other calls."""
+        ...
+
+    def now(self) -> float:
+        """Monotonic seconds (a fake clock in tests)."""
+        ...
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Balancer(abc.ABC):
+    """A load-balancing policy instance, one per channel."""
+
+    def __init__(self, helper: BalancerHelper) -> None:
+        self.helper = helper
+
+    @abc.abstractmethod
+    def update_endpoints(self, endpoints: Sequence[Endpoint]) -> None:
+        """The resolver's new full set of endpoints (possibly empty)."""
+
+    @abc.abstractmethod
+    def update_subchannel_state(self, subchannel: SubchannelLike, state: ConnectivityState) -> None:
+        """A subchannel this balancer created changed state."""
+
+    def resolver_error(self, error: Exception) -> None:  # noqa: B027 (optional hook)
+        """The resolver failed; keep the endpoints we have (never empty the set)."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """The channel is closing."""

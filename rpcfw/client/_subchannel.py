@@ -1,0 +1,125 @@
+"""Subchannel: rpcfw's connection to one endpoint, with connectivity state tracked by rpcfw.
+
+States: IDLE -> (request_connection) -> CONNECTING -> READY, or TRANSIENT_FAILURE and a retry
+after a backoff delay (exponential with jitter). A READY connection that is lost or receives a
+GOAWAY takes the subchannel back to IDLE at once; the balancer asks it to reconnect. Removing a
+subchannel drains it: calls in flight finish, then the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from grpclib.config import Configuration
+
+from ..balancer.base import ConnectivityState, Endpoint
+from ..policy.backoff import Backoff, BackoffConfig
+from ._connection import ClientConnection
+
+__all__ = ["Subchannel"]
+
+log = logging.getLogger("rpcfw.client")
+
+StateListener = Callable[["Subchannel", ConnectivityState], None]
+
+
+class Subchannel:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        config: Configuration,
+        backoff: BackoffConfig,
+        on_state: StateListener,
+        *,
+        connect_timeout: float = 20.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self._config = config
+        self._backoff = Backoff(backoff)
+        self._on_state = on_state
+        self._connect_timeout = connect_timeout
+        self.state = ConnectivityState.IDLE
+        self.connection: ClientConnection | None = None
+        self.last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._old: set[ClientConnection] = set()
+
+    def __repr__(self) -> str:
+        return f"<Subchannel {self.endpoint} {self.state.value}>"
+
+    def _set(self, state: ConnectivityState) -> None:
+        if state is not self.state and self.state is not ConnectivityState.SHUTDOWN:
+            self.state = state
+            self._on_state(self, state)
+
+    def request_connection(self) -> None:
+        if self.state is ConnectivityState.IDLE and self._task is None:
+            self._set(ConnectivityState.CONNECTING)
+            self._task = asyncio.get_running_loop().create_task(self._connect_loop())
+
+    def is_shut_down(self) -> bool:
+        return self.state is ConnectivityState.SHUTDOWN
+
+    async def _connect_loop(self) -> None:
+        try:
+            while not self.is_shut_down():
+                conn = ClientConnection(
+                    self.endpoint.host, self.endpoint.port, self._config, self._connection_changed
+                )
+                try:
+                    async with asyncio.timeout(self._connect_timeout):
+                        await conn.connect()
+                except (OSError, TimeoutError) as exc:
+                    conn.close()
+                    self.last_error = (
+                        f"{self.endpoint}: {getattr(exc, 'strerror', None) or exc or 'timeout'}"
+                    )
+                    self._set(ConnectivityState.TRANSIENT_FAILURE)
+                    await asyncio.sleep(self._backoff.next_delay())
+                    continue
+                if self.is_shut_down():  # shut down while connecting
+                    conn.close()
+                    return
+                self._backoff.reset()
+                self.last_error = None
+                self.connection = conn
+                self._set(ConnectivityState.READY)
+                return
+        finally:
+            self._task = None
+
+    def _connection_changed(self, conn: ClientConnection) -> None:
+        """The connection was lost or the server sent GOAWAY: new calls need a new one."""
+        if conn is not self.connection:
+            if conn.closed:
+                self._old.discard(conn)
+            return
+        self.connection = None
+        if not conn.closed:
+            self._old.add(conn)  # draining: it closes itself once its calls finish
+        if conn.closed and self.last_error is None:
+            self.last_error = f"{self.endpoint}: connection lost"
+        self._set(ConnectivityState.IDLE)
+
+    def shutdown(self, *, drain: bool = True) -> None:
+        """Stop for good. With ``drain``, calls in flight finish before the connection closes."""
+        self.state = ConnectivityState.SHUTDOWN
+        if self._task is not None:
+            self._task.cancel()
+        for conn in (self.connection, *self._old):
+            if conn is None:
+                continue
+            if drain:
+                conn.drain()
+            else:
+                conn.close()
+        self.connection = None
+        self._old.clear()
+
+    async def wait_closed(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

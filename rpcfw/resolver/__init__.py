@@ -1,0 +1,21 @@
+"""Resolvers: targets to endpoint sets (static, dns; pluggable by scheme)."""
+
+from .base import Resolver, ResolverFactory, ResolverListener
+from .dns import DnsResolver
+from .registry import create_resolver, register_resolver, registered_schemes
+from .static import StaticResolver
+from .target import Target, parse_address, parse_target
+
+__all__ = (
+    "DnsResolver",
+    "Resolver",
+    "ResolverFactory",
+    "ResolverListener",
+    "StaticResolver",
+    "Target",
+    "create_resolver",
+    "parse_address",
+    "parse_target",
+    "register_resolver",
+    "registered_schemes",
+)

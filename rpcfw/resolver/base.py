@@ -1,0 +1,40 @@
+"""Resolver contract: turns a target into endpoint sets, pushed to a listener over time."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+from ..balancer.base import Endpoint
+from .target import Target
+
+__all__ = ["Resolver", "ResolverFactory", "ResolverListener"]
+
+#: Called with a full new endpoint set, or with an error (the channel keeps what it had).
+ResolverListener = Callable[[Sequence[Endpoint] | Exception], None]
+
+
+class Resolver(abc.ABC):
+    """One per channel. ``start`` may spawn background work; ``close`` must end all of it."""
+
+    def __init__(self, target: Target, listener: ResolverListener) -> None:
+        self.target = target
+        self.listener = listener
+
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Begin resolving (called inside the running event loop)."""
+
+    def resolve_now(self) -> None:  # noqa: B027 (optional hook)
+        """A hint that endpoints may have changed (e.g. a connection was lost)."""
+
+    async def close(self) -> None:  # noqa: B027 (optional hook)
+        """Stop resolving."""
+
+    @property
+    def authority(self) -> str:
+        """The :authority for calls on this target."""
+        return self.target.endpoint or self.target.authority
+
+
+ResolverFactory = Callable[[Target, ResolverListener], Resolver]

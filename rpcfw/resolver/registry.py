@@ -1,0 +1,31 @@
+"""Resolvers by target scheme; users can register their own."""
+
+from __future__ import annotations
+
+from .base import Resolver, ResolverFactory, ResolverListener
+from .dns import DnsResolver
+from .static import StaticResolver
+from .target import Target
+
+__all__ = ["create_resolver", "register_resolver", "registered_schemes"]
+
+_RESOLVERS: dict[str, ResolverFactory] = {"static": StaticResolver, "dns": DnsResolver}
+
+
+def register_resolver(scheme: str, factory: ResolverFactory) -> None:
+    """Make ``scheme://...`` targets use ``factory(target, listener)``."""
+    _RESOLVERS[scheme.lower()] = factory
+
+
+def registered_schemes() -> list[str]:
+    return sorted(_RESOLVERS)
+
+
+def create_resolver(target: Target, listener: ResolverListener) -> Resolver:
+    factory = _RESOLVERS.get(target.scheme)
+    if factory is None:
+        known = ", ".join(registered_schemes())
+        raise ValueError(
+            f"no resolver for scheme {target.scheme!r} in {target.raw!r} (known: {known})"
+        )
+    return factory(target, listener)
