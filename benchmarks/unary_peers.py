@@ -1,9 +1,11 @@
 """Unary echo throughput: rpcfw vs plain grpclib vs grpc.aio, as ratios from one run.
 
-Each stack runs its own server and client in separate processes, pinned to separate cores
-(server on core 0, client on core 1). Stacks are interleaved and repeated; the report gives
-medians and the ratio against grpc.aio server + grpc.aio client measured in the same run.
-Messages are protobuf (upb) for every stack, so the comparison is of the RPC layers.
+Each pair runs its server and client in separate processes, pinned to separate cores (server
+on core 0, client on core 1). Pairs are interleaved and repeated; the report gives medians and
+the ratio against grpc.aio server + grpc.aio client measured in the same run. Messages are
+protobuf (upb) for every pair, so the comparison is of the RPC layers. The pair "grpclib server
++ rpcfw round_robin channel (1 endpoint)" against "grpclib + grpclib" is the cost of rpcfw's
+balanced client alone; "rpcfw server + grpclib client" isolates rpcfw's server.
 
     python benchmarks/unary_peers.py [--calls 4000] [--repeats 3] [--concurrency 1 64]
 """
@@ -21,7 +23,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-STACKS = ("grpc.aio", "grpclib", "rpcfw")
+# (label, server, client): clients "rpcfw" use pick_first, "rpcfw-rr" round_robin
+PAIRS = (
+    ("grpc.aio + grpc.aio", "grpc.aio", "grpc.aio"),
+    ("grpclib + grpclib", "grpclib", "grpclib"),
+    ("rpcfw + rpcfw", "rpcfw", "rpcfw"),
+    ("grpclib server + rpcfw round_robin channel", "grpclib", "rpcfw-rr"),
+    ("rpcfw server + grpclib client", "rpcfw", "grpclib"),
+)
 SERVICE, METHOD = "echo.v1.Echo", "Unary"
 PATH = f"/{SERVICE}/{METHOD}"
 
@@ -105,10 +114,11 @@ async def _serve(stack: str, gen_root: str) -> None:
 async def _load(stack: str, gen_root: str, port: int, calls: int, concurrency: int) -> float:
     mod = _messages(gen_root)
     request = mod.EchoRequest()
-    if stack == "rpcfw":
+    if stack in ("rpcfw", "rpcfw-rr"):
         import rpcfw
 
-        channel = rpcfw.Channel(f"127.0.0.1:{port}")
+        balancer = "round_robin" if stack == "rpcfw-rr" else "pick_first"
+        channel = rpcfw.Channel(f"127.0.0.1:{port}", balancer=balancer)
         stub = mod.EchoStub(channel)
         call = stub.unary
         close = channel.close
@@ -159,9 +169,11 @@ def _pinned(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if os.cpu_count() and os.cpu_count() > 1 else []  # type: ignore[operator]
 
 
-def _measure(stack: str, gen_root: str, calls: int, concurrency: int) -> float:
+def _measure(
+    server_stack: str, client_stack: str, gen_root: str, calls: int, concurrency: int
+) -> float:
     server = subprocess.Popen(
-        [*_pinned(0), sys.executable, __file__, "--serve", stack, "--gen-root", gen_root],
+        [*_pinned(0), sys.executable, __file__, "--serve", server_stack, "--gen-root", gen_root],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -174,7 +186,7 @@ def _measure(stack: str, gen_root: str, calls: int, concurrency: int) -> float:
                 sys.executable,
                 __file__,
                 "--load",
-                stack,
+                client_stack,
                 "--gen-root",
                 gen_root,
                 "--port",
@@ -218,25 +230,23 @@ def main() -> None:
         results: dict[tuple[str, int], list[float]] = {}
         for _ in range(args.repeats):
             for concurrency in args.concurrency:
-                for stack in STACKS:  # interleaved
-                    qps = _measure(stack, tmp, args.calls, concurrency)
-                    results.setdefault((stack, concurrency), []).append(qps)
+                for label, server_stack, client_stack in PAIRS:  # interleaved
+                    qps = _measure(server_stack, client_stack, tmp, args.calls, concurrency)
+                    results.setdefault((label, concurrency), []).append(qps)
     header = (
-        "| stack (server + client) | "
-        + " | ".join(f"unary 0 B c={c}" for c in args.concurrency)
-        + " |"
+        "| server + client | " + " | ".join(f"unary 0 B c={c}" for c in args.concurrency) + " |"
     )
     print(header)
     print("|---" * (len(args.concurrency) + 1) + "|")
-    for stack in STACKS:
+    for label, _, _ in PAIRS:
         cells = []
         for c in args.concurrency:
-            runs = results[(stack, c)]
-            base = statistics.median(results[("grpc.aio", c)])
+            runs = results[(label, c)]
+            base = statistics.median(results[(PAIRS[0][0], c)])
             med = statistics.median(runs)
             spread = (max(runs) - min(runs)) / med * 100
             cells.append(f"{med:,.0f}/s ±{spread:.0f}% ({med / base:.2f}x)")
-        print(f"| {stack} | " + " | ".join(cells) + " |")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ The public API is what ``__all__`` lists; everything else is private.
 from .__about__ import __version__
 from ._method import CallOptions, Message, MethodSpec, ServerMethod, ServiceBase
 from ._status import Cardinality, Status
+from .balancer import ConnectivityState, Endpoint, register_balancer
 from .client import BidiStream, Channel
 from .errors import (
     ChannelClosedError,
@@ -15,6 +16,8 @@ from .errors import (
     StreamRefusedError,
 )
 from .metadata import Metadata, MetadataLike
+from .policy import BackoffConfig
+from .resolver import register_resolver
 from .server import CallContext, Server
 
 # isort: split
@@ -22,12 +25,15 @@ from .server import CallContext, Server
 from .health import HealthService, ServingStatus
 
 __all__ = (
+    "BackoffConfig",
     "BidiStream",
     "CallContext",
     "CallOptions",
     "Cardinality",
     "Channel",
     "ChannelClosedError",
+    "ConnectivityState",
+    "Endpoint",
     "HealthService",
     "Message",
     "MessageTooLargeError",
@@ -42,5 +48,7 @@ __all__ = (
     "ServingStatus",
     "Status",
     "StreamRefusedError",
+    "register_balancer",
+    "register_resolver",
     "__version__",
 )

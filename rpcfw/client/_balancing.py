@@ -35,7 +35,7 @@ from ..resolver.registry import create_resolver
 from ..resolver.target import Target
 from ._call import DEADLINE_EXCEEDED
 from ._connection import ClientConnection
-from ._subchannel import Subchannel
+from ._subchannel import HealthCheck, Subchannel
 
 __all__ = ["BalancingCore"]
 
@@ -50,10 +50,12 @@ class BalancingCore:
         target: Target,
         balancer_factory: BalancerFactory,
         backoff: BackoffConfig,
+        health: HealthCheck | None = None,
     ) -> None:
         self._target = target
         self._balancer_factory = balancer_factory
         self._backoff = backoff
+        self._health = health
         self._config = Configuration().__for_client__()
         self._queue: deque[Callable[[], None]] = deque()
         self._running = False
@@ -68,6 +70,10 @@ class BalancingCore:
         self._resolver_error: str | None = None
         # the resolver is built now so a bad target fails at Channel(...), not on first call
         self.resolver = create_resolver(target, self._on_resolved)
+
+    def set_health_check(self, health: HealthCheck) -> None:
+        """Watch grpc.health.v1 on every subchannel created from now on."""
+        self._health = health
 
     @property
     def authority(self) -> str:
@@ -124,7 +130,9 @@ class BalancingCore:
 
     # -- BalancerHelper ------------------------------------------------------------------
     def create_subchannel(self, endpoint: Endpoint) -> SubchannelLike:
-        subchannel = Subchannel(endpoint, self._config, self._backoff, self._on_subchannel_state)
+        subchannel = Subchannel(
+            endpoint, self._config, self._backoff, self._on_subchannel_state, health=self._health
+        )
         self.subchannels.add(subchannel)
         return subchannel
 

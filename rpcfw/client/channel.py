@@ -30,6 +30,7 @@ from ..resolver.target import parse_target
 from ._balancing import BalancingCore
 from ._call import DEADLINE_EXCEEDED, ClientCall
 from ._streams import BidiStream, send_all
+from ._subchannel import HealthCheck
 
 __all__ = ["Channel"]
 
@@ -45,6 +46,8 @@ class Channel:
     no endpoint can be reached, when True it waits for one until its deadline.
     ``connect_backoff``: reconnect backoff per endpoint (gRPC defaults: 1 s, x1.6, 20 % jitter,
     120 s max).
+    ``health_check``: a service name ("" for the whole server) to watch with grpc.health.v1 on
+    every connection; an endpoint gets calls only while it reports SERVING.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class Channel:
         max_send_message_length: int | None = None,
         wait_for_ready: bool = False,
         connect_backoff: BackoffConfig | None = None,
+        health_check: str | None = None,
         user_agent: str | None = None,
     ) -> None:
         self.target = target
@@ -75,6 +79,12 @@ class Channel:
             ("content-type", "application/grpc"),
             ("user-agent", user_agent or USER_AGENT),
         ]
+        if health_check is not None:
+            from .._proto.grpc.health.v1.health_rpcfw import HEALTH_WATCH
+
+            headers = self._base_headers.copy()
+            headers[2] = (":path", HEALTH_WATCH.path)
+            self._core.set_health_check(HealthCheck(health_check, headers))
 
     def __repr__(self) -> str:
         return f"Channel({self.target!r})"

@@ -221,3 +221,40 @@ def test_unknown_balancer_or_scheme_is_rejected_at_construction() -> None:
         rpcfw.Channel("127.0.0.1:1", balancer="no_such_policy")
     with pytest.raises(ValueError, match="no resolver for scheme"):
         rpcfw.Channel("zk://x/y")
+
+
+async def test_health_checked_channel_skips_a_not_serving_server_until_it_recovers(
+    echo_pb: ModuleType, three: Any
+) -> None:
+    from rpcfw.health import ServingStatus
+
+    async with rpcfw.Channel(
+        static_target(three), balancer="round_robin", health_check=""
+    ) as channel:
+        stub = echo_pb.EchoStub(channel)
+        await stub.unary(echo_pb.EchoRequest(), wait_for_ready=True, timeout=5)
+        await asyncio.sleep(0.2)
+        assert three[1].health is not None
+        three[1].health.set_status("", ServingStatus.NOT_SERVING)
+        await asyncio.sleep(0.2)
+        result = await run_load(echo_pb, stub, workers=1, calls=60)
+        assert result.per_server == {"s0": 30, "s2": 30}
+        three[1].health.set_status("", ServingStatus.SERVING)
+        await asyncio.sleep(0.2)
+        result = await run_load(echo_pb, stub, workers=1, calls=60)
+        assert result.per_server == {"s0": 20, "s1": 20, "s2": 20}
+
+
+async def test_health_checked_channel_treats_a_server_without_health_as_serving(
+    echo_pb: ModuleType,
+) -> None:
+    server = rpcfw.Server([make_echo_service(echo_pb, "bare")], health=False)
+    await server.start()
+    try:
+        async with rpcfw.Channel(server.address, health_check="") as channel:
+            reply = await echo_pb.EchoStub(channel).unary(
+                echo_pb.EchoRequest(), wait_for_ready=True, timeout=5
+            )
+        assert reply.server_id == "bare"
+    finally:
+        await server.stop(grace=1)

@@ -3,6 +3,11 @@ from __future__ import annotations
 import rpcfw
 
 EXPECTED = {
+    "BackoffConfig",
+    "ConnectivityState",
+    "Endpoint",
+    "register_balancer",
+    "register_resolver",
     "BidiStream",
     "CallContext",
     "CallOptions",
