@@ -9,7 +9,19 @@ from .target import Target
 
 __all__ = ["create_resolver", "register_resolver", "registered_schemes"]
 
-_RESOLVERS: dict[str, ResolverFactory] = {"static": StaticResolver, "dns": DnsResolver}
+
+def _local(target: Target, listener: ResolverListener) -> Resolver:
+    from ..registry.local import default_store
+    from .registry_resolver import RegistryResolver
+
+    return RegistryResolver(target, listener, default_store())
+
+
+_RESOLVERS: dict[str, ResolverFactory] = {
+    "static": StaticResolver,
+    "dns": DnsResolver,
+    "local": _local,
+}
 
 
 def register_resolver(scheme: str, factory: ResolverFactory) -> None:

@@ -28,6 +28,7 @@ from .._method import ServerMethod, ServiceBase
 from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..errors import RpcError
+from ..registry.base import Registrar, Registration
 from ._dispatch import DispatchConfig, handle_request
 
 if TYPE_CHECKING:
@@ -106,8 +107,13 @@ class Server:
         health: bool = True,
         max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: int | None = None,
+        registry: Registrar | None = None,
+        registration: Registration | None = None,
     ) -> None:
         from ..health import HealthService  # rpcfw.health imports rpcfw: not at the top
+
+        self.registry = registry
+        self._registration = registration or Registration()
 
         services = list(services)
         self.health: HealthService | None = next(
@@ -168,6 +174,10 @@ class Server:
             for name in ("", *self.services):
                 self.health._set_default(name, ServingStatus.SERVING)
         log.info("serving %s on %s:%s", ", ".join(self.services), self.host, self.port)
+        if self.registry is not None:
+            assert self.host is not None and self.port is not None
+            instances = self._registration.instances(self.services, self.host, self.port)
+            await self.registry.register(instances)
 
     @property
     def address(self) -> str:
@@ -211,6 +221,11 @@ class Server:
 
     async def _drain(self, grace: float | None) -> None:
         assert self._server is not None and self._stopped is not None
+        if self.registry is not None:  # clients stop sending here before we stop serving
+            try:
+                await self.registry.deregister()
+            except Exception:
+                log.exception("deregistration failed")
         self._server.close()
         health_wait = 1.0 if grace is None else min(1.0, grace)
         if self.health is not None and health_wait > 0:  # Watch calls send NOT_SERVING and end

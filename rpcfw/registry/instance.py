@@ -1,0 +1,92 @@
+"""A registered service instance and its key layout (pure).
+
+Layout: ``<prefix>/<service>/<instance-id>`` -> JSON
+``{"address", "port", "weight", "zone", "version", "metadata"}``;
+default prefix ``/rpcfw/services``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..balancer.base import Endpoint
+
+__all__ = ["DEFAULT_PREFIX", "Instance", "instance_key", "parse_instance", "service_prefix"]
+
+DEFAULT_PREFIX = "/rpcfw/services"
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    service: str
+    instance_id: str
+    address: str
+    port: int
+    weight: int = 1
+    zone: str = ""
+    version: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "address": self.address,
+                "port": self.port,
+                "weight": self.weight,
+                "zone": self.zone,
+                "version": self.version,
+                "metadata": dict(self.metadata),
+            },
+            sort_keys=True,
+        ).encode()
+
+    def endpoint(self) -> Endpoint:
+        attributes: dict[str, Any] = {
+            "weight": self.weight,
+            "zone": self.zone,
+            "version": self.version,
+            "instance_id": self.instance_id,
+            "metadata": dict(self.metadata),
+        }
+        return Endpoint(self.address, self.port, attributes)
+
+
+def service_prefix(prefix: str, service: str) -> str:
+    """The key prefix all instances of ``service`` live under (ends with ``/``)."""
+    return f"{prefix.rstrip('/')}/{service}/"
+
+
+def instance_key(prefix: str, instance: Instance) -> str:
+    return service_prefix(prefix, instance.service) + instance.instance_id
+
+
+def parse_instance(prefix: str, key: str, value: bytes) -> Instance:
+    """The instance a key/value describes; ValueError (with the key) if it is malformed."""
+    base = prefix.rstrip("/") + "/"
+    if not key.startswith(base):
+        raise ValueError(f"{key!r} is not under {base!r}")
+    service, sep, instance_id = key[len(base) :].rpartition("/")
+    if not sep or not service or not instance_id:
+        raise ValueError(f"{key!r}: expected {base}<service>/<instance-id>")
+    try:
+        data = json.loads(value)
+        port = int(data["port"])
+        address = str(data["address"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{key!r}: malformed instance value ({exc})") from None
+    if not 0 < port < 65536 or not address:
+        raise ValueError(f"{key!r}: bad address {address!r}:{port}")
+    metadata = data.get("metadata") or {}
+    return Instance(
+        service=service,
+        instance_id=instance_id,
+        address=address,
+        port=port,
+        weight=int(data.get("weight", 1)),
+        zone=str(data.get("zone", "")),
+        version=str(data.get("version", "")),
+        metadata={str(k): str(v) for k, v in dict(metadata).items()},
+    )
