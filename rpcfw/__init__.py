@@ -17,6 +17,8 @@ from .errors import (
 )
 from .metadata import Metadata, MetadataLike
 from .policy import BackoffConfig
+from .registry import Instance, LeaseRegistrar, LocalStore, Registrar
+from .registry.base import Registration
 from .resolver import register_resolver
 from .server import CallContext, Server
 
@@ -35,11 +37,16 @@ __all__ = (
     "ConnectivityState",
     "Endpoint",
     "HealthService",
+    "Instance",
+    "LeaseRegistrar",
+    "LocalStore",
     "Message",
     "MessageTooLargeError",
     "Metadata",
     "MetadataLike",
     "MethodSpec",
+    "Registrar",
+    "Registration",
     "RpcError",
     "RpcfwError",
     "Server",

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import CallContext, Channel, RpcError, Server, ServiceBase, Status
+from ..registry import LeaseRegistrar, default_store
 
 __all__ = ["demo"]
 
@@ -51,12 +52,17 @@ def _echo_service(mod: ModuleType, server_id: str) -> ServiceBase:
 async def _run(mod: ModuleType, servers: int, calls: int, balancer: str) -> None:
     started = []
     for index in range(servers):
-        server = Server([_echo_service(mod, f"server-{index + 1}")])
+        server = Server(
+            [_echo_service(mod, f"server-{index + 1}")],
+            registry=LeaseRegistrar(default_store()),  # embedded registry: no etcd needed
+        )
         await server.start("127.0.0.1", 0)
         started.append(server)
-        typer.echo(f"started {server.services[0]} server-{index + 1} on {server.address}")
-    target = "static:///" + ",".join(s.address for s in started)
-    typer.echo(f"channel target: {target} (balancer: {balancer})\n")
+        typer.echo(
+            f"started {server.services[0]} server-{index + 1} on {server.address} (registered)"
+        )
+    target = f"local:///{started[0].services[0]}"
+    typer.echo(f"channel target: {target} (balancer: {balancer}; endpoints from the registry)\n")
     Request = mod.EchoRequest
     try:
         async with Channel(target, balancer=balancer) as channel:
@@ -78,16 +84,37 @@ async def _run(mod: ModuleType, servers: int, calls: int, balancer: str) -> None
                 await stub.unary(Request(message="fail"))
             except RpcError as exc:
                 typer.echo(f"error status   -> {exc.status.name}: {exc.message}")
-            counts: dict[str, int] = {}
-            start = time.perf_counter()
-            for _ in range(calls):
-                reply = await stub.unary(Request(message="count"))
-                counts[reply.server_id] = counts.get(reply.server_id, 0) + 1
-            elapsed = time.perf_counter() - start
-            spread = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-            rate = calls / elapsed if elapsed else 0.0
-            typer.echo(f"\n{calls} unary calls in {elapsed:.2f}s ({rate:.0f}/s)")
-            typer.echo(f"calls per server: {spread}")
+
+            async def count(label: str) -> None:
+                counts: dict[str, int] = {}
+                failed = 0
+                start = time.perf_counter()
+                for _ in range(calls):
+                    try:
+                        reply = await stub.unary(Request(message="count"))
+                    except RpcError:
+                        failed += 1
+                        continue
+                    counts[reply.server_id] = counts.get(reply.server_id, 0) + 1
+                elapsed = time.perf_counter() - start
+                spread = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+                rate = calls / elapsed if elapsed else 0.0
+                typer.echo(f"\n{label}: {calls} unary calls in {elapsed:.2f}s ({rate:.0f}/s)")
+                typer.echo(f"  per server: {spread}; failed: {failed}")
+
+            await count("balanced")
+            joining = Server(
+                [_echo_service(mod, f"server-{servers + 1}")],
+                registry=LeaseRegistrar(default_store()),
+            )
+            await joining.start("127.0.0.1", 0)
+            started.append(joining)
+            await asyncio.sleep(0.1)  # the watch delivers the new instance
+            await count(f"server-{servers + 1} registered (no client restart)")
+            leaving = started.pop(0)
+            stopping = asyncio.ensure_future(leaving.stop(grace=5))
+            await count("server-1 stopping gracefully (deregistered, then drained)")
+            await stopping
     finally:
         for server in started:
             await server.stop(grace=1)

@@ -3,6 +3,11 @@ from __future__ import annotations
 import rpcfw
 
 EXPECTED = {
+    "Instance",
+    "LeaseRegistrar",
+    "LocalStore",
+    "Registrar",
+    "Registration",
     "BackoffConfig",
     "ConnectivityState",
     "Endpoint",
