@@ -1,4 +1,4 @@
-"""The ``rpcfw`` command line (typer): gen, demo."""
+"""The ``rpcfw`` command line (typer): gen, demo, bench."""
 
 from __future__ import annotations
 
@@ -18,12 +18,16 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from .bench_command import bench
     from .gen_command import gen
 
     app.command("gen", help="Generate messages and typed rpcfw stubs from .proto files.")(gen)
     app.command(
         "demo", help="Generate stubs from proto/, start servers and call every method kind."
     )(demo)
+    app.command(
+        "bench", help="Load-test one method of a target: throughput, latency percentiles."
+    )(bench)
 
 
 _register()

@@ -1,0 +1,14 @@
+"""``rpcfw bench``: a ghz-like load generator for any rpcfw/gRPC target.
+
+Pure pieces (unit-tested): :mod:`.histogram` (latency recording and percentiles),
+:mod:`.report` (results as table, JSON or CSV), :mod:`.schedule` (open-loop send times,
+duration parsing). IO: :mod:`.runner` drives rpcfw Channels.
+"""
+
+from __future__ import annotations
+
+from .histogram import LatencyHistogram
+from .report import BenchResult, render
+from .schedule import OpenLoopSchedule, parse_duration
+
+__all__ = ["BenchResult", "LatencyHistogram", "OpenLoopSchedule", "parse_duration", "render"]

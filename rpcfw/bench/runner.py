@@ -1,0 +1,279 @@
+"""Drive rpcfw Channels with N workers over M connections and measure (the IO part).
+
+Closed loop (default): every worker starts its next call as soon as the previous one ended.
+Open loop (``rate``): calls are due at fixed intervals (:class:`OpenLoopSchedule`) and a
+call's latency counts from when it was due, so queueing behind a slow server is not hidden.
+
+Always bounded: by ``total`` calls and by ``duration`` seconds (calls in flight then get up
+to their ``timeout`` to finish, after which they are cancelled). The run stops early when no
+call has succeeded and ``fail_fast_after`` calls failed with UNAVAILABLE (target unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .._method import MethodSpec
+from .._status import Cardinality, Status
+from ..client import Channel
+from ..errors import RpcError
+from .histogram import LatencyHistogram
+from .report import PERCENTILES, BenchResult
+from .schedule import OpenLoopSchedule, latency_from_intended
+
+__all__ = ["KINDS", "BenchConfig", "BenchRun", "run_bench"]
+
+KINDS = {
+    Cardinality.UNARY_UNARY: "unary",
+    Cardinality.UNARY_STREAM: "server-stream",
+    Cardinality.STREAM_UNARY: "client-stream",
+    Cardinality.STREAM_STREAM: "bidi",
+}
+
+
+@dataclass(slots=True)
+class BenchConfig:
+    target: str
+    spec: MethodSpec[Any, Any]
+    request: Any
+    concurrency: int = 50
+    connections: int = 1
+    duration: float = 10.0
+    total: int | None = None
+    rate: float | None = None
+    balancer: str = "pick_first"
+    timeout: float = 20.0
+    stream_messages: int = 10
+    fail_fast_after: int = 5
+    progress: bool = False
+
+
+@dataclass(slots=True)
+class BenchRun:
+    """Counters while a run goes on (one event loop: no locks needed)."""
+
+    histogram: LatencyHistogram = field(default_factory=LatencyHistogram)
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    sent: int = 0
+    received: int = 0
+    started: int = 0
+    first_error: str | None = None
+    stopped_early: str | None = None
+    unreachable: bool = False
+    per_second: list[int] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.ok + sum(self.errors.values())
+
+
+CallFn = Callable[[Channel], Awaitable[tuple[int, int]]]
+
+
+def _call_fn(config: BenchConfig) -> CallFn:
+    """One call of the configured kind; returns (messages sent, messages received)."""
+    spec, request, timeout = config.spec, config.request, config.timeout
+    burst = [request] * config.stream_messages
+    kind = spec.cardinality
+
+    if kind is Cardinality.UNARY_UNARY:
+
+        async def call(channel: Channel) -> tuple[int, int]:
+            await channel.unary_unary(spec, request, timeout=timeout)
+            return 1, 1
+
+    elif kind is Cardinality.UNARY_STREAM:
+
+        async def call(channel: Channel) -> tuple[int, int]:
+            received = 0
+            replies = channel.unary_stream(spec, request, timeout=timeout)
+            async with contextlib.aclosing(replies):  # type: ignore[type-var]
+                async for _ in replies:
+                    received += 1
+            return 1, received
+
+    elif kind is Cardinality.STREAM_UNARY:
+
+        async def call(channel: Channel) -> tuple[int, int]:
+            await channel.stream_unary(spec, burst, timeout=timeout)
+            return len(burst), 1
+
+    else:
+
+        async def call(channel: Channel) -> tuple[int, int]:
+            received = 0
+            replies = channel.stream_stream_iter(spec, burst, timeout=timeout)
+            async with contextlib.aclosing(replies):  # type: ignore[type-var]
+                async for _ in replies:
+                    received += 1
+            return len(burst), received
+
+    return call
+
+
+class _Bench:
+    def __init__(self, config: BenchConfig, channels: list[Channel]) -> None:
+        self.config = config
+        self.channels = channels
+        self.run = BenchRun()
+        self.call = _call_fn(config)
+        self.loop = asyncio.get_running_loop()
+        self.start = self.loop.time()
+        self.end = self.start + config.duration
+        self.stop = asyncio.Event()
+        self.schedule = (
+            None
+            if config.rate is None
+            else OpenLoopSchedule(config.rate, self.start, total=config.total, end=self.end)
+        )
+
+    def _next_start(self) -> float | None:
+        """When the next call is due (closed loop: now), or None when the run is over."""
+        if self.stop.is_set():
+            return None
+        if self.schedule is not None:
+            return self.schedule.take()
+        now = self.loop.time()
+        total = self.config.total
+        if now >= self.end or (total is not None and self.run.started >= total):
+            return None
+        return now
+
+    def _record_error(self, status: str, text: str) -> None:
+        run = self.run
+        run.errors[status] = run.errors.get(status, 0) + 1
+        if run.first_error is None:
+            run.first_error = text
+        if (
+            run.ok == 0
+            and run.errors.get("UNAVAILABLE", 0) >= self.config.fail_fast_after
+            and not run.unreachable
+        ):
+            run.unreachable = True
+            run.stopped_early = (
+                f"no call succeeded and {run.errors['UNAVAILABLE']} failed with UNAVAILABLE"
+            )
+            self.stop.set()
+
+    async def worker(self, index: int) -> None:
+        channel = self.channels[index % len(self.channels)]
+        run = self.run
+        while (due := self._next_start()) is not None:
+            delay = due - self.loop.time()
+            if delay > 0:  # open loop, ahead of schedule (a stop cancels the sleep)
+                await asyncio.sleep(delay)
+            run.started += 1
+            try:
+                sent, received = await self.call(channel)
+            except RpcError as exc:
+                self._record_error(exc.status.name, str(exc))
+                continue
+            except Exception as exc:
+                self._record_error(Status.UNKNOWN.name, f"{type(exc).__name__}: {exc}")
+                continue
+            done = self.loop.time()
+            run.histogram.record(latency_from_intended(due, done))
+            run.ok += 1
+            run.sent += sent
+            run.received += received
+            second = int(done - self.start)
+            while len(run.per_second) <= second:
+                run.per_second.append(0)
+            run.per_second[second] += 1
+
+    async def progress(self, stream: TextIO) -> None:
+        config = self.config
+        width = 0
+        try:
+            while True:
+                await asyncio.sleep(0.25)
+                elapsed = self.loop.time() - self.start
+                done = self.run.done
+                goal = f"/{config.total}" if config.total is not None else ""
+                rate = done / elapsed if elapsed > 0 else 0.0
+                line = (
+                    f"  {elapsed:6.1f}s/{config.duration:g}s  {done}{goal} calls  "
+                    f"{rate:,.0f}/s  {sum(self.run.errors.values())} errors"
+                )
+                width = max(width, len(line))
+                stream.write("\r" + line.ljust(width))
+                stream.flush()
+        finally:
+            stream.write("\r" + " " * width + "\r")
+            stream.flush()
+
+    async def execute(self) -> float:
+        config = self.config
+        progress = asyncio.ensure_future(self.progress(sys.stderr)) if config.progress else None
+        workers = [asyncio.ensure_future(self.worker(i)) for i in range(config.concurrency)]
+        # past the end, calls in flight get their timeout to finish; then they are cancelled
+        hard_end = self.end + config.timeout + 1.0
+        try:
+            pending: set[asyncio.Future[Any]] = set(workers)
+            while pending:
+                timeout = hard_end - self.loop.time()
+                if timeout <= 0:
+                    break
+                stopper = asyncio.ensure_future(self.stop.wait())
+                _, pending = await asyncio.wait(
+                    pending | {stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                stopper.cancel()
+                pending.discard(stopper)
+                if self.stop.is_set() and self.run.unreachable:
+                    break
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if progress is not None:
+                progress.cancel()
+                await asyncio.gather(progress, return_exceptions=True)
+        return self.loop.time() - self.start
+
+
+async def run_bench(config: BenchConfig) -> tuple[BenchResult, BenchRun]:
+    """Run the benchmark ``config`` describes. Raises ValueError for a bad target/balancer."""
+    if config.concurrency < 1 or config.connections < 1:
+        raise ValueError("concurrency and connections must be at least 1")
+    channels = [Channel(config.target, balancer=config.balancer) for _ in range(config.connections)]
+    try:
+        bench = _Bench(config, channels)
+        elapsed = await bench.execute()
+    finally:
+        await asyncio.gather(*(c.close() for c in channels), return_exceptions=True)
+    run = bench.run
+    hist = run.histogram
+    latency: dict[str, float] = {}
+    if hist.count:
+        latency = {
+            "min": hist.min_ns / 1e6,
+            "mean": hist.mean_ns / 1e6,
+            **hist.percentiles_ms(PERCENTILES),
+            "max": hist.max_ns / 1e6,
+        }
+    result = BenchResult(
+        target=config.target,
+        method=config.spec.path.lstrip("/"),
+        kind=KINDS[config.spec.cardinality],
+        concurrency=config.concurrency,
+        connections=config.connections,
+        rate=config.rate,
+        elapsed_s=elapsed,
+        ok=run.ok,
+        errors=dict(run.errors),
+        messages_sent=run.sent,
+        messages_received=run.received,
+        latency_ms=latency,
+        histogram=[(b.upper_ns / 1e6, b.count) for b in hist.text_buckets()],
+        histogram_text=hist.render_text() if hist.count else "",
+        first_error=run.first_error,
+        stopped_early=run.stopped_early,
+    )
+    return result, run
