@@ -72,9 +72,9 @@ def _instance(i: int) -> Instance:
 async def main(etcd: str | None, changes: int, scale: int) -> None:
     client: Any
     if etcd:
-        from rpcfw.etcd import connect  # type: ignore[attr-defined]
+        from rpcfw.etcd import Etcd3PyClient
 
-        client = connect(etcd.split(","))
+        client = Etcd3PyClient(etcd.split(","))
         target = f"etcd://{etcd}/{SERVICE}"
     else:
         client = default_store()

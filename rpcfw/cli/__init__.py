@@ -25,9 +25,9 @@ def _register() -> None:
     app.command(
         "demo", help="Generate stubs from proto/, start servers and call every method kind."
     )(demo)
-    app.command(
-        "bench", help="Load-test one method of a target: throughput, latency percentiles."
-    )(bench)
+    app.command("bench", help="Load-test one method of a target: throughput, latency percentiles.")(
+        bench
+    )
 
 
 _register()

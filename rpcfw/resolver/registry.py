@@ -17,10 +17,21 @@ def _local(target: Target, listener: ResolverListener) -> Resolver:
     return RegistryResolver(target, listener, default_store())
 
 
+def _etcd(target: Target, listener: ResolverListener) -> Resolver:
+    from ..etcd import Etcd3PyClient
+    from .registry_resolver import RegistryResolver
+
+    if not target.authority:
+        raise ValueError(f"{target.raw!r} names no etcd endpoint (etcd://host:port/service)")
+    client = Etcd3PyClient(target.authority.split(","))
+    return RegistryResolver(target, listener, client, close_client=client.close)
+
+
 _RESOLVERS: dict[str, ResolverFactory] = {
     "static": StaticResolver,
     "dns": DnsResolver,
     "local": _local,
+    "etcd": _etcd,
 }
 
 

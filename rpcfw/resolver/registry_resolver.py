@@ -2,7 +2,8 @@
 
 Reads a consistent snapshot of the service's prefix, then watches from its revision + 1.
 A broken watch resumes from the last seen revision + 1 after a backoff, so no event is missed;
-a compacted revision triggers a fresh snapshot. Registry errors never empty the endpoint set:
+a compacted revision triggers a fresh snapshot, and so does a revision that went backwards
+(etcd restarted without its data). Registry errors never empty the endpoint set:
 the channel keeps calling the last known endpoints (and the log says so). Bursts of changes
 within ``coalesce`` seconds reach the balancer as one update.
 """
@@ -72,12 +73,26 @@ class RegistryResolver(Resolver):
         keys = service_prefix(self.prefix, self.service)
         backoff = Backoff(self._backoff)
         snapshot_needed = True
+        after_error = False
         while True:
             try:
+                if after_error and not snapshot_needed:
+                    # resume from revision + 1, unless the store lost its history
+                    current = await self.client.get_prefix(keys)
+                    if current.revision < self.tracker.revision:
+                        log.warning(
+                            "registry revision went back (%d < %d): data lost; resyncing",
+                            current.revision,
+                            self.tracker.revision,
+                        )
+                        self.tracker.reset(current.revision, current.items)
+                        self._publish()
+                    after_error = False
                 if snapshot_needed:
                     snapshot = await self.client.get_prefix(keys)
                     self.tracker.reset(snapshot.revision, snapshot.items)
                     snapshot_needed = False
+                    after_error = False
                     self._publish()
                     backoff.reset()
                 async for batch in self.client.watch_prefix(keys, self.tracker.revision + 1):
@@ -96,6 +111,7 @@ class RegistryResolver(Resolver):
                     len(self.tracker.instances),
                 )
                 self.listener(exc)
+                after_error = True
             await asyncio.sleep(backoff.next_delay())
 
     async def close(self) -> None:
