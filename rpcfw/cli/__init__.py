@@ -1,4 +1,4 @@
-"""The ``rpcfw`` command line (typer): gen, demo, bench."""
+"""The ``rpcfw`` command line (typer): gen, demo, bench, registry."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def _register() -> None:
     app.command("bench", help="Load-test one method of a target: throughput, latency percentiles.")(
         bench
     )
+    from .registry_command import registry_app
+
+    app.add_typer(registry_app, name="registry")
 
 
 _register()

@@ -1,0 +1,62 @@
+"""``rpcfw registry ls|watch`` against a real etcd."""
+
+from __future__ import annotations
+
+import asyncio
+from types import ModuleType
+
+import pytest
+from typer.testing import CliRunner
+
+import rpcfw
+from rpcfw.cli import app
+from rpcfw.registry import etcd_registrar
+from tests.echo_service import make_echo_service
+from tests.etcd_server import EtcdProcess, free_port
+
+
+async def test_registry_ls_lists_instances_and_watch_shows_a_join(
+    echo_pb: ModuleType, etcd: EtcdProcess
+) -> None:
+    a = rpcfw.Server([make_echo_service(echo_pb, "a")], registry=etcd_registrar(etcd.endpoint))
+    await a.start()
+    try:
+        runner = CliRunner()
+        result = await asyncio.to_thread(
+            runner.invoke, app, ["registry", "ls", "--etcd", etcd.endpoint]
+        )
+        assert result.exit_code == 0, result.output
+        assert "echo.v1.Echo" in result.output and f"127.0.0.1:{a.port}" in result.output
+        assert "SERVICE" in result.output.splitlines()[0]
+
+        watching = asyncio.ensure_future(
+            asyncio.to_thread(
+                runner.invoke,
+                app,
+                ["registry", "watch", "echo.v1.Echo", "--etcd", etcd.endpoint, "--duration", "2"],
+            )
+        )
+        await asyncio.sleep(0.8)
+        b = rpcfw.Server([make_echo_service(echo_pb, "b")], registry=etcd_registrar(etcd.endpoint))
+        await b.start()
+        result = await asyncio.wait_for(watching, 10)
+        await b.stop(grace=1)
+        assert result.exit_code == 0, result.output
+        assert "-- 1 instance(s) of echo.v1.Echo" in result.output
+        assert "-- 2 instance(s) of echo.v1.Echo" in result.output
+        assert f"127.0.0.1:{b.port}" in result.output
+    finally:
+        await a.stop(grace=1)
+
+
+def test_registry_ls_with_etcd_unreachable_says_so_and_exits_3() -> None:
+    result = CliRunner().invoke(app, ["registry", "ls", "--etcd", f"127.0.0.1:{free_port()}"])
+    assert result.exit_code == 3
+    assert "error: etcd at" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["registry"], ["registry", "ls"]])
+def test_registry_without_required_arguments_is_a_usage_error(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 or "Usage" in result.output
