@@ -130,6 +130,7 @@ async def main(etcd: str | None, changes: int, scale: int) -> None:
     await channel.close()
     for i in range(scale + 1):
         await store.delete(instance_key(DEFAULT_PREFIX, _instance(i)))
+    await store.close()
 
 
 def time_deadline(seconds: float) -> float:
