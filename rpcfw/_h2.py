@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from grpclib.config import Configuration
 from grpclib.protocol import AbstractHandler, Connection, EventsProcessor, H2Protocol, Stream
@@ -162,8 +162,8 @@ class RpcfwProtocol(H2Protocol):
         self.refuse = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # duck-typed: uvloop's transports are not asyncio.Transport subclasses
+        self.transport = cast(asyncio.Transport, transport)
         _set_nodelay(transport)
         h2_conn = GracefulH2Connection(config=self.h2_config)
         h2_conn.initiate_connection()
@@ -176,7 +176,7 @@ class RpcfwProtocol(H2Protocol):
             h2_conn.update_settings(
                 {SettingCodes.INITIAL_WINDOW_SIZE: self.config.http2_stream_window_size}
             )
-        self.connection = Connection(h2_conn, transport, config=self.config)
+        self.connection = Connection(h2_conn, self.transport, config=self.config)
         self.connection.flush()
         self.connection.initialize()
         self.processor = _Processor(self.handler, self.connection, self.events)
