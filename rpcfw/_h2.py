@@ -185,10 +185,6 @@ class RpcfwProtocol(H2Protocol):
             self.close()
 
     @property
-    def processor_(self) -> _Processor:
-        return self.processor  # type: ignore[return-value]
-
-    @property
     def h2(self) -> GracefulH2Connection:
         h2c = self.connection._connection
         assert isinstance(h2c, GracefulH2Connection)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar, cast
+from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar
 
 from ._status import Cardinality
 from .metadata import MetadataLike
@@ -98,7 +98,3 @@ class ServiceBase(abc.ABC):
     @abc.abstractmethod
     def __rpcfw_methods__(self) -> Mapping[str, ServerMethod[Any, Any]]:
         raise NotImplementedError
-
-
-def message_type_name(cls: type[Message]) -> str:
-    return cast(str, getattr(cls, "__qualname__", repr(cls)))

@@ -52,7 +52,6 @@ class BalancingCore:
         backoff: BackoffConfig,
         health: HealthCheck | None = None,
     ) -> None:
-        self._target = target
         self._balancer_factory = balancer_factory
         self._backoff = backoff
         self._health = health
