@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,23 @@ REPO = Path(__file__).resolve().parents[2]
 PROTO = REPO / "proto"
 EDGE = Path(__file__).resolve().parent / "protos"
 BACKENDS = [Backend.BETTERPROTO2, Backend.PROTOBUF]
+
+
 # Package names the generated trees are imported as (one per backend, so both fit in-process).
+def tree_diff(want: Mapping[str, str], got: Mapping[str, str], want_label: str) -> str:
+    """A unified diff of two {relative path: text} trees ("" when they are the same)."""
+    diff: list[str] = []
+    for name in sorted(set(got) | set(want)):
+        if got.get(name) != want.get(name):
+            diff += difflib.unified_diff(
+                want.get(name, "").splitlines(keepends=True),
+                got.get(name, "").splitlines(keepends=True),
+                f"{want_label}/{name}",
+                f"generated/{name}",
+            )
+    return "".join(diff)
+
+
 PACKAGES = {Backend.BETTERPROTO2: "gen_bp2", Backend.PROTOBUF: "gen_pb"}
 
 

@@ -14,13 +14,12 @@ and raise pyproject's ``protobuf`` floor to the ``Protobuf Python Version`` in t
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 
 from rpcfw_codegen import Backend, generate_tree
 
-from .conftest import REPO
+from .conftest import REPO, tree_diff
 
 BUNDLED = REPO / "rpcfw" / "_proto"
 HEALTH_PROTO = BUNDLED / "grpc" / "health" / "v1" / "health.proto"
@@ -39,17 +38,8 @@ def test_bundled_health_code_is_up_to_date(tmp_path: Path) -> None:
     generate_tree(
         [HEALTH_PROTO], out, includes=[BUNDLED], backend=Backend.PROTOBUF, private_pool=True
     )
-    got, want = _generated(out), _generated(BUNDLED)
-    diff: list[str] = []
-    for name in sorted(set(got) | set(want)):
-        if got.get(name) != want.get(name):
-            diff += difflib.unified_diff(
-                want.get(name, "").splitlines(keepends=True),
-                got.get(name, "").splitlines(keepends=True),
-                f"rpcfw/_proto/{name}",
-                f"generated/{name}",
-            )
-    assert not diff, "rpcfw/_proto is stale (see this file's docstring):\n" + "".join(diff)
+    diff = tree_diff(_generated(BUNDLED), _generated(out), "rpcfw/_proto")
+    assert not diff, "rpcfw/_proto is stale (see this file's docstring):\n" + diff
 
 
 def test_protobuf_floor_admits_the_bundled_gencode() -> None:

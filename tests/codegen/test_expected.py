@@ -5,7 +5,6 @@ After an intended change, refresh them with ``RPCFW_UPDATE_EXPECTED=1 pytest tes
 
 from __future__ import annotations
 
-import difflib
 import os
 import shutil
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from rpcfw_codegen import Backend, generate_tree
 
-from .conftest import BACKENDS, PROTO
+from .conftest import BACKENDS, PROTO, tree_diff
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 
@@ -34,17 +33,8 @@ def test_generated_matches_expected(backend: Backend, tmp_path: Path) -> None:
     if os.environ.get("RPCFW_UPDATE_EXPECTED") == "1":
         shutil.rmtree(expected_dir, ignore_errors=True)
         shutil.copytree(out, expected_dir)
-    got, want = _tree(out), _tree(expected_dir)
-    diff: list[str] = []
-    for name in sorted(set(got) | set(want)):
-        if got.get(name) != want.get(name):
-            diff += difflib.unified_diff(
-                want.get(name, "").splitlines(keepends=True),
-                got.get(name, "").splitlines(keepends=True),
-                f"expected/{backend.value}/{name}",
-                f"generated/{name}",
-            )
-    assert not diff, "generated code differs (RPCFW_UPDATE_EXPECTED=1 to accept):\n" + "".join(diff)
+    diff = tree_diff(_tree(expected_dir), _tree(out), f"expected/{backend.value}")
+    assert not diff, "generated code differs (RPCFW_UPDATE_EXPECTED=1 to accept):\n" + diff
 
 
 def _snapshot(root: Path) -> dict[Path, tuple[bytes, int]]:
