@@ -1,6 +1,6 @@
 """CallGuard: wakes every task working on one call when the call must end early.
 
-The HTTP/2 layer (grpclib's protocol.Stream) calls ``guard.cancel(error)`` when the stream is
+The transport calls ``guard.cancel(error)`` (through ``Stream.watcher``) when the stream is
 reset or the connection is lost; deadline timers and server drain do the same. Tasks inside
 ``with guard:`` are cancelled and see ``error`` raised instead of ``CancelledError``.
 """

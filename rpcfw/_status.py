@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import enum
 
-from grpclib.const import Status
-
 __all__ = ["Cardinality", "Status"]
+
+
+class Status(enum.Enum):
+    """gRPC status codes (the numbers are the wire values of ``grpc-status``)."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 class Cardinality(enum.Enum):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import platform
 from collections.abc import Iterable
 
-from h2.errors import ErrorCodes
-
 from . import __about__
 from ._status import Status
 from .errors import MessageTooLargeError, RpcError
 from .metadata import decode_grpc_message, decode_metadata, encode_grpc_message
+from .transport.frames import ErrorCode
 
 __all__ = [
     "DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH",
@@ -109,24 +108,24 @@ def status_from_headers(headers: Iterable[tuple[str, str]]) -> RpcError | None:
 
 # gRPC spec, "Errors": RST_STREAM codes seen by a client, mapped to statuses.
 _RST_TO_STATUS = {
-    ErrorCodes.NO_ERROR: Status.INTERNAL,
-    ErrorCodes.PROTOCOL_ERROR: Status.INTERNAL,
-    ErrorCodes.INTERNAL_ERROR: Status.INTERNAL,
-    ErrorCodes.FLOW_CONTROL_ERROR: Status.INTERNAL,
-    ErrorCodes.SETTINGS_TIMEOUT: Status.INTERNAL,
-    ErrorCodes.FRAME_SIZE_ERROR: Status.INTERNAL,
-    ErrorCodes.REFUSED_STREAM: Status.UNAVAILABLE,
-    ErrorCodes.CANCEL: Status.CANCELLED,
-    ErrorCodes.COMPRESSION_ERROR: Status.INTERNAL,
-    ErrorCodes.CONNECT_ERROR: Status.INTERNAL,
-    ErrorCodes.ENHANCE_YOUR_CALM: Status.RESOURCE_EXHAUSTED,
-    ErrorCodes.INADEQUATE_SECURITY: Status.PERMISSION_DENIED,
+    ErrorCode.NO_ERROR: Status.INTERNAL,
+    ErrorCode.PROTOCOL_ERROR: Status.INTERNAL,
+    ErrorCode.INTERNAL_ERROR: Status.INTERNAL,
+    ErrorCode.FLOW_CONTROL_ERROR: Status.INTERNAL,
+    ErrorCode.SETTINGS_TIMEOUT: Status.INTERNAL,
+    ErrorCode.FRAME_SIZE_ERROR: Status.INTERNAL,
+    ErrorCode.REFUSED_STREAM: Status.UNAVAILABLE,
+    ErrorCode.CANCEL: Status.CANCELLED,
+    ErrorCode.COMPRESSION_ERROR: Status.INTERNAL,
+    ErrorCode.CONNECT_ERROR: Status.INTERNAL,
+    ErrorCode.ENHANCE_YOUR_CALM: Status.RESOURCE_EXHAUSTED,
+    ErrorCode.INADEQUATE_SECURITY: Status.PERMISSION_DENIED,
 }
 
 
 def rst_code_to_status(code: int) -> RpcError:
     try:
-        status = _RST_TO_STATUS.get(ErrorCodes(code), Status.INTERNAL)
+        status = _RST_TO_STATUS.get(ErrorCode(code), Status.INTERNAL)
     except ValueError:
         status = Status.INTERNAL
     return RpcError(status, f"stream reset by peer with HTTP/2 error code {code}")

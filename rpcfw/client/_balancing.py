@@ -15,8 +15,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from grpclib.config import Configuration
-
 from .._status import Status
 from ..balancer.base import (
     Balancer,
@@ -33,6 +31,7 @@ from ..policy.backoff import BackoffConfig
 from ..resolver.base import Resolver
 from ..resolver.registry import create_resolver
 from ..resolver.target import Target
+from ..transport import H2Config
 from ._call import DEADLINE_EXCEEDED
 from ._connection import ClientConnection
 from ._subchannel import HealthCheck, Subchannel
@@ -55,7 +54,7 @@ class BalancingCore:
         self._balancer_factory = balancer_factory
         self._backoff = backoff
         self._health = health
-        self._config = Configuration().__for_client__()
+        self._config = H2Config()
         self._queue: deque[Callable[[], None]] = deque()
         self._running = False
         self._started = False

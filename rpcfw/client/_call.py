@@ -1,23 +1,19 @@
 """ClientCall: the client side of one RPC on one HTTP/2 stream, with gRPC semantics.
 
-grpclib's own client falls short of gRPC here (DESIGN.md): it resets a cancelled stream with
-NO_ERROR, reports deadlines as bare asyncio timeouts, has no receive size limit, and reads an
-unknown-service answer as UNKNOWN. This module owns those rules instead.
+Status truth: whatever the server sent before its stream ended (response headers, messages,
+trailers) is read and reported even if a RST_STREAM followed in the same read, and a server
+that answers before the client half-closed (an error status, then RST_STREAM NO_ERROR) is
+reported with that status, not as a failed send. Reads are cancel-safe: a ``recv()`` cancelled
+while a message is arriving leaves the stream where it was.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, Literal
-
-import h2.exceptions
-from grpclib.exceptions import StreamTerminatedError
-from grpclib.protocol import Stream
-from h2.errors import ErrorCodes
+from typing import Generic
 
 from .._guard import CallGuard
 from .._method import MethodSpec, ReqT, RespT
@@ -32,11 +28,20 @@ from .._wire import (
 )
 from ..errors import MessageTooLargeError, RpcError, StreamRefusedError
 from ..metadata import Metadata, decode_metadata
+from ..transport import (
+    ConnectionClosedError,
+    ConnectionLostError,
+    ErrorCode,
+    Stream,
+    StreamResetError,
+    TransportError,
+)
 from ._connection import ClientConnection
 
 __all__ = ["DEADLINE_EXCEEDED", "ClientCall", "is_connection_failure"]
 
 DEADLINE_EXCEEDED = "deadline exceeded"
+_STREAM_ERRORS = (StreamResetError, ConnectionLostError, TransportError)
 
 
 def is_connection_failure(error: BaseException | None) -> bool:
@@ -55,7 +60,6 @@ class ClientCall(Generic[ReqT, RespT]):
         "_headers",
         "_max_recv",
         "_max_send",
-        "_release",
         "_spec",
         "_started",
         "_stream",
@@ -82,7 +86,6 @@ class ClientCall(Generic[ReqT, RespT]):
         self._max_recv = max_receive
         self._max_send = max_send
         self._stream: Stream | None = None
-        self._release: Any = None
         self._trailers_only = False
         self._end_sent = False
         self.done = False
@@ -98,65 +101,39 @@ class ClientCall(Generic[ReqT, RespT]):
                 RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED),
             )
 
+    @property
+    def answered(self) -> bool:
+        """The server has ended its side (trailers or a trailers-only response arrived)."""
+        return self._stream is not None and self._stream.end_received
+
     # -- sending -------------------------------------------------------------------------
     async def start(self, first: ReqT | None = None, *, end: bool = False) -> None:
         """Open the stream: headers and (optionally) the first message in one write."""
-        protocol = self._conn.protocol
-        if protocol is None or not self._conn.ready:
+        if not self._conn.ready:
             raise StreamRefusedError("connection is draining or closed")
         payload = (
             None if first is None else frame_message(first.SerializeToString(), self._max_send)
         )
-        connection = protocol.connection
-        h2c = protocol.h2
-        stream = connection.create_stream(wrapper=self.guard)  # type: ignore[arg-type]
         try:
             with self.guard:
-                while True:
-                    if not connection.write_ready.is_set():
-                        await connection.write_ready.wait()
-                    if not self._conn.ready:
-                        raise StreamRefusedError("connection closed before the call started")
-                    stream_id = h2c.get_next_available_stream_id()
-                    try:
-                        h2c.send_headers(
-                            stream_id, self._headers, end_stream=end and payload is None
-                        )
-                    except h2.exceptions.TooManyStreamsError:
-                        connection.stream_close_waiter.clear()
-                        await connection.stream_close_waiter.wait()
-                        continue
-                    break
-        except h2.exceptions.NoAvailableStreamIDError:
-            self._conn.draining = True
-            raise StreamRefusedError("connection ran out of stream ids") from None
-        stream.init_stream(stream_id, connection)
+                stream = await self._conn.open_stream(self._headers, end and payload is None)
+        except (ConnectionClosedError, RuntimeError):
+            raise StreamRefusedError("connection closed before the call started") from None
         self._stream = stream
-        self._release = protocol.processor.register(stream)
-        sent = payload is None
-        if payload is not None and len(payload) <= min(
-            h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size
-        ):
-            h2c.send_data(stream_id, payload, end_stream=end)
-            sent = True
-        data = h2c.data_to_send()
-        if data and protocol.transport is not None:
-            protocol.transport.write(data)
-        if not sent:
-            assert payload is not None
-            await self._send_bytes(payload, end)
+        if payload is not None:
+            try:
+                stream.send_data_nowait(payload, end)
+            except _STREAM_ERRORS:
+                raise self._terminated_error() from None
+            await self._drain()
         self._end_sent = end
 
-    async def _send_bytes(self, payload: bytes, end: bool) -> None:
+    async def _drain(self) -> None:
         assert self._stream is not None
         try:
             with self.guard:
-                await self._stream.send_data(payload, end_stream=end)
-        except (
-            StreamTerminatedError,
-            h2.exceptions.StreamClosedError,
-            h2.exceptions.ProtocolError,
-        ):
+                await self._stream.drain()
+        except _STREAM_ERRORS:
             raise self._terminated_error() from None
 
     async def send(self, message: ReqT, *, end: bool = False) -> None:
@@ -165,8 +142,13 @@ class ClientCall(Generic[ReqT, RespT]):
             return
         if self._end_sent:
             raise RpcError(Status.INTERNAL, "cannot send after done_writing()")
-        await self._send_bytes(frame_message(message.SerializeToString(), self._max_send), end)
+        payload = frame_message(message.SerializeToString(), self._max_send)
+        try:
+            self._stream.send_data_nowait(payload, end)
+        except _STREAM_ERRORS:
+            raise self._terminated_error() from None
         self._end_sent = end
+        await self._drain()
 
     async def end(self) -> None:
         if self._stream is None:
@@ -176,39 +158,24 @@ class ClientCall(Generic[ReqT, RespT]):
             return
         self._end_sent = True
         try:
-            with self.guard:
-                await self._stream.end()
-        except (
-            StreamTerminatedError,
-            h2.exceptions.StreamClosedError,
-            h2.exceptions.ProtocolError,
-        ):
+            self._stream.send_data_nowait(b"", True)
+        except _STREAM_ERRORS:
             raise self._terminated_error() from None
+        await self._drain()
 
     # -- receiving -----------------------------------------------------------------------
-    async def _arrived(self, which: Literal["headers", "trailers"]) -> list[tuple[str, str]]:
-        """The response headers or trailers: those already received, even if the stream was
-        reset since (they can come in the same read as a trailing RST_STREAM), else wait."""
-        stream = self._stream
-        assert stream is not None
-        block: list[tuple[str, str]] | None = getattr(stream, which)
-        if block is None:
-            try:
-                with self.guard:
-                    if which == "headers":
-                        block = await stream.recv_headers()
-                    else:
-                        block = await stream.recv_trailers()
-            except StreamTerminatedError:
-                block = getattr(stream, which)
-                if block is None:
-                    raise self._terminated_error() from None
-        return block
-
     async def recv_initial_metadata(self) -> Metadata:
         if self.initial_metadata is not None:
             return self.initial_metadata
-        headers = await self._arrived("headers")
+        stream = self._stream
+        assert stream is not None
+        headers = stream.headers
+        if headers is None:
+            try:
+                with self.guard:
+                    headers = await stream.wait_headers()
+            except _STREAM_ERRORS:
+                raise self._terminated_error() from None
         http_status = content_type = None
         has_status = False
         for key, value in headers:
@@ -234,6 +201,19 @@ class ClientCall(Generic[ReqT, RespT]):
         self.initial_metadata = decode_metadata(headers)
         return self.initial_metadata
 
+    async def _fill(self, size: int) -> bool:
+        stream = self._stream
+        assert stream is not None
+        if stream.buffered >= size:
+            return True
+        if stream.end_received:  # everything the server sent is here: no waiting, no guard
+            return False
+        try:
+            with self.guard:
+                return await stream.fill(size)
+        except _STREAM_ERRORS:
+            raise self._terminated_error() from None
+
     async def recv(self) -> RespT | None:
         """The next message, or None once the server has ended its stream."""
         if self.initial_metadata is None:
@@ -242,41 +222,42 @@ class ClientCall(Generic[ReqT, RespT]):
             return None
         stream = self._stream
         assert stream is not None
-        length: int | None = None
+        if not await self._fill(5):
+            if stream.buffered:
+                raise RpcError(Status.INTERNAL, "stream ended in the middle of a message")
+            return None
         try:
-            while True:
-                try:
-                    with self._reading_guard():
-                        if length is None:
-                            prefix = await stream.recv_data(5)
-                            if not prefix:
-                                return None
-                            length = parse_message_prefix(prefix, self._max_recv)
-                        data = await stream.recv_data(length) if length else b""
-                    break
-                except StreamTerminatedError:
-                    if stream.trailers is None:
-                        raise self._terminated_error() from None
-                    # reset in the same read as the trailers: the rest is buffered, read it
+            length = parse_message_prefix(stream.peek(5), self._max_recv)
         except MessageTooLargeError:
-            self.reset(ErrorCodes.CANCEL)
+            self.reset(ErrorCode.CANCEL)
             raise
-        except AssertionError:
-            raise RpcError(Status.INTERNAL, "stream ended in the middle of a message") from None
+        if not await self._fill(5 + length):
+            raise RpcError(Status.INTERNAL, "stream ended in the middle of a message")
+        data = stream.take(5 + length)
         try:
-            return self._spec.decode_response(data)
+            return self._spec.decode_response(data[5:])
         except Exception as exc:
-            self.reset(ErrorCodes.CANCEL)
+            self.reset(ErrorCode.CANCEL)
             raise RpcError(Status.INTERNAL, f"failed to decode response: {exc}") from None
 
     async def finish(self) -> None:
         """Wait for the trailers; raise the call's status if it is not OK."""
         if self.done:
             return
-        trailers = await self._arrived("trailers")
+        stream = self._stream
+        assert stream is not None
+        if stream.trailers is None:
+            try:
+                with self.guard:
+                    await stream.wait_end()
+            except _STREAM_ERRORS:
+                raise self._terminated_error() from None
+            if stream.trailers is None:  # END_STREAM on DATA: no trailers at all
+                self.done = True
+                raise RpcError(Status.INTERNAL, "server ended the stream without trailers")
         self.done = True
-        self.trailing_metadata = decode_metadata(trailers)
-        error = status_from_headers(trailers)
+        self.trailing_metadata = decode_metadata(stream.trailers)
+        error = status_from_headers(stream.trailers)
         if error is not None:
             raise error
 
@@ -289,55 +270,45 @@ class ClientCall(Generic[ReqT, RespT]):
         await self.finish()
         return message
 
-    def _reading_guard(self) -> CallGuard | contextlib.nullcontext[None]:
-        """Once the trailers are in, every message is buffered and reads cannot block: read them
-        even if the stream was reset since. A server that finishes before the client half-closes
-        sends its trailers and then RST_STREAM (NO_ERROR), often in the same TCP read; going by
-        the guard alone would drop the replies (and turn an OK status into INTERNAL)."""
-        assert self._stream is not None
-        return contextlib.nullcontext() if self._stream.trailers is not None else self.guard
-
     # -- ending --------------------------------------------------------------------------
     def _terminated_error(self) -> RpcError:
         """Why the stream ended before its status arrived."""
         error = self.guard.error
         if isinstance(error, RpcError):  # deadline, or cancelled by the caller
-            self.reset(ErrorCodes.CANCEL)
+            self.reset(ErrorCode.CANCEL)
             return error
         stream = self._stream
-        if stream is not None:
-            for answer in (stream.trailers, stream.headers):
-                if answer is not None and any(k == "grpc-status" for k, _ in answer):
-                    self.done = True
-                    status = status_from_headers(answer)
-                    if status is not None:
-                        return status
-            protocol = self._conn.protocol
-            processor = getattr(protocol, "processor", None)
-            if processor is not None and stream.id is not None:
-                if stream.id in processor.refused:
-                    return StreamRefusedError("stream refused by GOAWAY")
-                code = processor.reset_codes.get(stream.id)
-                if code is not None:
-                    if code == ErrorCodes.REFUSED_STREAM:
-                        return StreamRefusedError("stream refused by server")
-                    return rst_code_to_status(code)
+        if stream is None:
+            return RpcError(Status.UNAVAILABLE, "connection lost during the call")
+        for answer in (stream.trailers, stream.headers):
+            if answer is not None and any(k == "grpc-status" for k, _ in answer):
+                self.done = True
+                status = status_from_headers(answer)
+                if status is not None:
+                    return status
+        cause = stream.error
+        if isinstance(cause, StreamResetError):
+            if cause.code == ErrorCode.REFUSED_STREAM and cause.remote:
+                return StreamRefusedError(cause.message or "stream refused by server")
+            if not cause.remote:
+                code = (
+                    Status.RESOURCE_EXHAUSTED
+                    if cause.code == ErrorCode.ENHANCE_YOUR_CALM
+                    else Status.INTERNAL
+                )
+                return RpcError(code, cause.message)
+            return rst_code_to_status(cause.code)
         return RpcError(Status.UNAVAILABLE, "connection lost during the call")
 
     def cancel(self, message: str = "cancelled by the client") -> None:
         """End the call now: RST_STREAM CANCEL; waiting readers and writers see CANCELLED."""
         if not self.done:
             self.guard.cancel(RpcError(Status.CANCELLED, message))
-            self.reset(ErrorCodes.CANCEL)
+            self.reset(ErrorCode.CANCEL)
 
-    def reset(self, code: ErrorCodes = ErrorCodes.CANCEL) -> None:
-        stream = self._stream
-        if stream is not None and stream.id is not None:
-            try:
-                if stream.closable:
-                    stream.reset_nowait(code)
-            except (h2.exceptions.ProtocolError, AttributeError):
-                pass
+    def reset(self, code: int = ErrorCode.CANCEL) -> None:
+        if self._stream is not None:
+            self._stream.reset(code)
 
     def __enter__(self) -> ClientCall[ReqT, RespT]:
         return self
@@ -357,9 +328,9 @@ class ClientCall(Generic[ReqT, RespT]):
         on_done, self.on_done = self.on_done, None
         if on_done is not None:
             on_done(time.monotonic() - self._started, is_connection_failure(error))
-        if self._stream is None:
+        stream = self._stream
+        if stream is None:
             return
-        self.reset(ErrorCodes.NO_ERROR if self.done else ErrorCodes.CANCEL)
-        if self._release is not None:
-            release, self._release = self._release, None
-            release()
+        if not stream.released:
+            stream.reset(ErrorCode.NO_ERROR if self.done else ErrorCode.CANCEL)
+            stream.release()

@@ -5,47 +5,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
-from grpclib.config import Configuration
-from grpclib.protocol import AbstractHandler, Stream
-
-from .._h2 import ConnectionEvents, RpcfwProtocol
+from ..transport import AioConnection, H2Config, H2Connection, Stream
 
 __all__ = ["ClientConnection"]
 
 log = logging.getLogger("rpcfw.client")
 
-
-class _ClientHandler(AbstractHandler):
-    """Servers cannot start streams on a client connection: refuse any."""
-
-    def accept(self, stream: Stream, headers: Any, release_stream: Callable[[], Any]) -> None:
-        stream.reset_nowait()
-        release_stream()
-
-    def cancel(self, stream: Stream) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+Headers = list[tuple[str, str]]
 
 
-class ClientConnection(ConnectionEvents):
-    """Tracks its own state: connected, draining (peer sent GOAWAY), closed."""
+class ClientConnection:
+    """Tracks its own state: connected, draining (peer sent GOAWAY), closed. Owns the
+    ``AioConnection`` and receives its callbacks."""
 
     def __init__(
         self,
         host: str,
         port: int,
-        config: Configuration,
+        config: H2Config,
         on_change: Callable[[ClientConnection], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self._config = config
         self._on_change = on_change
-        self.protocol: RpcfwProtocol | None = None
+        self.protocol: AioConnection | None = None
         self.draining = False
         self.closed = False
 
@@ -56,11 +41,13 @@ class ClientConnection(ConnectionEvents):
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(
-            lambda: RpcfwProtocol(_ClientHandler(), self._config, self, client_side=True),
+            lambda: AioConnection(H2Connection(self._config, client=True), self),
             self.host,
             self.port,
         )
         self.protocol = protocol
+        if self.closed:  # closed while connecting
+            protocol.close()
 
     @property
     def ready(self) -> bool:
@@ -72,6 +59,15 @@ class ClientConnection(ConnectionEvents):
             and self.protocol.is_open()
         )
 
+    async def open_stream(self, headers: Headers, end_stream: bool) -> Stream:
+        """A new stream; waits while the server's MAX_CONCURRENT_STREAMS is reached."""
+        protocol = self.protocol
+        if protocol is None:
+            raise RuntimeError("not connected")
+        if not protocol.core.can_open_stream():
+            await protocol.wait_for_stream_slot()
+        return protocol.open_stream(headers, end_stream)
+
     def close(self) -> None:
         self.closed = True
         if self.protocol is not None:
@@ -80,26 +76,36 @@ class ClientConnection(ConnectionEvents):
     def drain(self) -> None:
         """No new calls; close once the calls in flight have finished."""
         self.draining = True
-        if self.protocol is None or not self.protocol.processor.streams:
+        if self.protocol is None or not self.protocol.streams:
             self.close()
 
     def _changed(self) -> None:
         if self._on_change is not None:
             self._on_change(self)
 
-    # ConnectionEvents
-    def on_goaway(self, last_stream_id: int) -> None:
+    # ConnectionOwner
+    def on_connection_made(self, conn: AioConnection) -> None:
+        pass
+
+    def on_request(self, conn: AioConnection, stream: Stream) -> None:
+        stream.reset()  # servers cannot start streams on a client connection
+        stream.release()
+
+    def on_goaway(self, conn: AioConnection, last_stream_id: int, code: int) -> None:
         if not self.draining:
             log.debug("%s:%s sent GOAWAY (last stream %d)", self.host, self.port, last_stream_id)
             self.draining = True
             self._changed()
-        if self.protocol is not None and not self.protocol.processor.streams:
+        if not conn.streams:
             self.close()
 
-    def on_idle(self) -> None:
+    def on_ping_ack(self, conn: AioConnection, data: bytes) -> None:
+        pass
+
+    def on_idle(self, conn: AioConnection) -> None:
         if self.draining:
             self.close()
 
-    def on_closed(self) -> None:
+    def on_closed(self, conn: AioConnection, reason: str) -> None:
         self.closed = True
         self._changed()

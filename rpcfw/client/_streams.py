@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Generic
@@ -32,10 +31,12 @@ async def send_all(
     """Send every request, then half-close. Stops quietly if the server already answered."""
     try:
         async for request in iterate_requests(requests):
+            if call.answered:
+                return
             await call.send(request)
         await call.end()
     except RpcError:
-        if not call.done:
+        if not (call.done or call.answered):
             raise
 
 
@@ -48,6 +49,7 @@ class BidiStream(Generic[ReqT, RespT]):
         self._opener = opener
         self._call: ClientCall[ReqT, RespT] | None = None
         self._opening: asyncio.Future[ClientCall[ReqT, RespT]] | None = None
+        self._error: RpcError | None = None
 
     async def _get(self) -> ClientCall[ReqT, RespT]:
         if self._call is not None:
@@ -71,9 +73,13 @@ class BidiStream(Generic[ReqT, RespT]):
 
     async def aclose(self) -> None:
         """Finish: cancels the call if the server has not sent its status yet."""
-        if self._call is None and self._opening is not None:
-            with contextlib.suppress(BaseException):
-                self._call = await self._opening
+        opening = self._opening
+        if self._call is None and opening is not None:
+            if not opening.done():
+                opening.cancel()
+                await asyncio.wait([opening])  # our own cancellation still propagates
+            if not opening.cancelled() and opening.exception() is None:
+                self._call = opening.result()
         if self._call is not None:
             if not self._call.done:
                 self._call.cancel("stream closed before the call finished")
@@ -89,9 +95,13 @@ class BidiStream(Generic[ReqT, RespT]):
     async def recv(self) -> RespT | None:
         """The next response, or None when the server ended the call with OK."""
         call = await self._get()
-        message = await call.recv()
-        if message is None:
-            await call.finish()
+        try:
+            message = await call.recv()
+            if message is None:
+                await call.finish()
+        except RpcError as exc:
+            self._error = exc
+            raise
         return message
 
     def __aiter__(self) -> AsyncIterator[RespT]:
@@ -118,5 +128,8 @@ class BidiStream(Generic[ReqT, RespT]):
 
     @property
     def status(self) -> Status | None:
-        """OK once the call finished successfully; None while it runs."""
+        """The call's status once ``recv()`` has seen its end (OK, or the error it raised);
+        None while it runs."""
+        if self._error is not None:
+            return self._error.status
         return Status.OK if self._call is not None and self._call.done else None

@@ -15,13 +15,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from grpclib.config import Configuration
-
 from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..balancer.base import ConnectivityState, Endpoint
 from ..errors import RpcError
 from ..policy.backoff import Backoff, BackoffConfig
+from ..transport import H2Config
 from ._call import ClientCall
 from ._connection import ClientConnection
 
@@ -44,7 +43,7 @@ class Subchannel:
     def __init__(
         self,
         endpoint: Endpoint,
-        config: Configuration,
+        config: H2Config,
         backoff: BackoffConfig,
         on_state: StateListener,
         *,

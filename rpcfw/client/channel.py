@@ -9,7 +9,6 @@ registered resolver. Balancers by name (``pick_first``, ``round_robin``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
@@ -221,5 +220,6 @@ class Channel:
             finally:
                 if not sender.done():
                     sender.cancel()
-                with contextlib.suppress(BaseException):
-                    await sender
+                await asyncio.wait([sender])  # our own cancellation still propagates
+                if not sender.cancelled():
+                    sender.exception()  # retrieved: its failure is the call's, raised above

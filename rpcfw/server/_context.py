@@ -11,9 +11,7 @@ from ..errors import RpcError
 from ..metadata import Metadata, MetadataLike, encode_metadata
 
 if TYPE_CHECKING:
-    from grpclib.protocol import Stream
-
-    from .._h2 import RpcfwProtocol
+    from ..transport import AioConnection, Stream
 
 __all__ = ["CallContext"]
 
@@ -33,11 +31,11 @@ class CallContext:
         "_headers_sent",
         "_initial",
         "_max_send",
-        "_protocol",
         "_stream",
         "_trailing",
         "cancelled",
         "deadline",
+        "finished",
         "invocation_metadata",
         "method",
         "peer",
@@ -46,7 +44,7 @@ class CallContext:
 
     def __init__(
         self,
-        protocol: RpcfwProtocol,
+        conn: AioConnection,
         stream: Stream,
         method: str,
         metadata: Metadata,
@@ -54,7 +52,6 @@ class CallContext:
         user_agent: str | None,
         max_send: int | None,
     ) -> None:
-        self._protocol = protocol
         self._stream = stream
         self._max_send = max_send
         self._headers_sent = False
@@ -65,8 +62,8 @@ class CallContext:
         self.deadline = deadline
         self.user_agent = user_agent
         self.cancelled = False
-        peer = None if protocol.transport is None else protocol.transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else "unknown"
+        self.finished = False  # the status went out
+        self.peer = conn.peer
 
     def time_remaining(self) -> float | None:
         """Seconds left until the deadline (never negative), or None without a deadline."""
@@ -86,7 +83,7 @@ class CallContext:
             self.set_initial_metadata(metadata)
         if not self._headers_sent:
             self._headers_sent = True
-            await self._stream.send_headers(_RESPONSE_HEADERS + self._initial)
+            self._stream.send_headers(_RESPONSE_HEADERS + self._initial)
 
     def set_trailing_metadata(self, metadata: MetadataLike) -> None:
         """Metadata to send with the status at the end of the call."""
@@ -108,39 +105,33 @@ class CallContext:
     async def send_status(
         self, status: Status, message: str | None, extra: list[tuple[str, str]] | None = None
     ) -> None:
+        """The trailers (or a trailers-only response); returns once flow control let them out."""
         trailing = self._trailing + extra if extra else self._trailing
         trailers = trailers_for(status, message, trailing)
+        stream = self._stream
+        self.finished = True
         if not self._headers_sent:
             self._headers_sent = True
             if not self._initial:  # trailers-only response
-                await self._stream.send_headers(_RESPONSE_HEADERS + trailers, end_stream=True)
+                stream.send_headers(_RESPONSE_HEADERS + trailers, end_stream=True)
+                await stream.drain()
                 return
             # initial metadata the handler set is not dropped (grpc-go and grpc-core send it too)
-            await self._stream.send_headers(_RESPONSE_HEADERS + self._initial)
-        await self._stream.send_headers(trailers, end_stream=True)
+            stream.send_headers(_RESPONSE_HEADERS + self._initial)
+        stream.send_headers(trailers, end_stream=True)
+        await stream.drain()
 
-    def try_send_unary(self, payload: bytes) -> bool:
-        """Headers, message and OK trailers in one socket write, when flow control allows.
-
-        Returns False (nothing sent) when the message must go the slow, flow-controlled way.
-        """
-        if self._headers_sent or not self._protocol.connection.write_ready.is_set():
-            return False
+    async def send_unary(self, payload: bytes) -> None:
+        """Headers, message and OK trailers queued together: one socket write."""
         framed = frame_message(payload, self._max_send)
-        h2c = self._protocol.h2
-        stream_id = self._stream.id
-        if stream_id not in h2c.streams or len(framed) > min(
-            h2c.local_flow_control_window(stream_id), h2c.max_outbound_frame_size
-        ):
-            return False
-        self._headers_sent = True
-        h2c.send_headers(stream_id, _RESPONSE_HEADERS + self._initial)
-        h2c.send_data(stream_id, framed)
-        h2c.send_headers(stream_id, trailers_for(Status.OK, None, self._trailing), end_stream=True)
-        transport = self._protocol.transport
-        assert transport is not None
-        transport.write(h2c.data_to_send())
-        return True
+        stream = self._stream
+        if not self._headers_sent:
+            self._headers_sent = True
+            stream.send_headers(_RESPONSE_HEADERS + self._initial)
+        stream.send_data_nowait(framed)
+        self.finished = True
+        stream.send_headers(trailers_for(Status.OK, None, self._trailing), end_stream=True)
+        await stream.drain()
 
     @property
     def headers_sent(self) -> bool:

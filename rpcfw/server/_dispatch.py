@@ -1,37 +1,35 @@
 """Serving one request stream: validate headers, run the method, send the status.
 
-gRPC semantics rpcfw adds over grpclib's server (DESIGN.md): UNIMPLEMENTED answers carry a
-content-type (so every client reads them right), requests over the size limit get
-RESOURCE_EXHAUSTED, and a unary answer goes out in one socket write.
+UNIMPLEMENTED answers carry a content-type (so every client reads them right), requests over
+the size limit get RESOURCE_EXHAUSTED (decided from the 5-byte prefix, before the body is read),
+and a unary answer goes out in one socket write. Reads are cancel-safe (see transport.stream).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import h2.exceptions
-from grpclib.exceptions import GRPCError, StreamTerminatedError
-from grpclib.protocol import Stream
-
 from .._deadline import current_deadline
 from .._guard import CallGuard
-from .._h2 import RpcfwProtocol
 from .._method import ServerMethod
 from .._status import Cardinality, Status
 from .._wire import GRPC_CONTENT_TYPE, is_grpc_content_type, parse_message_prefix, trailers_for
 from ..errors import RpcError
 from ..metadata import decode_metadata, decode_timeout, encode_metadata
+from ..transport import AioConnection, ErrorCode, Stream, StreamResetError, TransportError
+from ..transport.stream import ConnectionLostError
 from ._context import CallContext
 
 __all__ = ["DispatchConfig", "handle_request"]
 
 log = logging.getLogger("rpcfw.server")
 
-_Release = Callable[[], Any]
+_STREAM_ERRORS = (StreamResetError, ConnectionLostError, TransportError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,18 +42,20 @@ class DispatchConfig:
 
 async def _abort_http(stream: Stream, http_status: str, status: Status, message: str) -> None:
     headers = [(":status", http_status), ("content-type", GRPC_CONTENT_TYPE)]
-    await stream.send_headers(headers + trailers_for(status, message), end_stream=True)
+    stream.send_headers(headers + trailers_for(status, message), end_stream=True)
+    await stream.drain()
 
 
 async def _read_message(stream: Stream, max_receive: int) -> bytes | None:
-    prefix = await stream.recv_data(5)
-    if not prefix:
+    """The next request message, or None at the end of the request stream. Cancel-safe."""
+    if not await stream.fill(5):
+        if stream.buffered:
+            raise RpcError(Status.INTERNAL, "request stream ended in the middle of a message")
         return None
-    length = parse_message_prefix(prefix, max_receive)
-    try:
-        return await stream.recv_data(length) if length else b""
-    except AssertionError:
-        raise RpcError(Status.INTERNAL, "request stream ended in the middle of a message") from None
+    length = parse_message_prefix(stream.peek(5), max_receive)
+    if not await stream.fill(5 + length):
+        raise RpcError(Status.INTERNAL, "request stream ended in the middle of a message")
+    return stream.take(5 + length, 5)
 
 
 def _decode(method: ServerMethod[Any, Any], data: bytes) -> Any:
@@ -96,10 +96,7 @@ async def _run(
     else:
         request = _requests(stream, method, config.max_receive)
     if kind is Cardinality.UNARY_UNARY or kind is Cardinality.STREAM_UNARY:
-        payload = _payload(await impl(request, context), method)
-        if not context.try_send_unary(payload):
-            await context.send_message(payload)
-            await context.send_status(Status.OK, None)
+        await context.send_unary(_payload(await impl(request, context), method))
         return
     async for response in impl(request, context):
         await context.send_message(_payload(response, method))
@@ -114,17 +111,14 @@ def _unimplemented(config: DispatchConfig, path: str) -> str:
 
 
 async def handle_request(
-    config: DispatchConfig,
-    protocol: RpcfwProtocol,
-    stream: Stream,
-    headers: list[tuple[str, str]],
-    release: _Release,
-    guard: CallGuard,
+    config: DispatchConfig, conn: AioConnection, stream: Stream, guard: CallGuard
 ) -> None:
     context: CallContext | None = None
     token = None
+    headers = stream.headers or []
+    path = None
     try:
-        path = http_method = content_type = timeout = encoding = user_agent = None
+        http_method = content_type = timeout = encoding = user_agent = None
         for key, value in headers:
             if key == ":path":
                 path = value
@@ -172,7 +166,7 @@ async def handle_request(
             )
             token = current_deadline.set(deadline)
         context = CallContext(
-            protocol,
+            conn,
             stream,
             path or "",
             decode_metadata(headers),
@@ -182,17 +176,13 @@ async def handle_request(
         )
         with guard:
             await _run(method, context, stream, config)
-    except StreamTerminatedError:
+    except _STREAM_ERRORS:
         if context is not None:
             context.cancelled = True  # client cancelled or connection lost: nobody to answer
-    except (RpcError, GRPCError) as exc:
+    except RpcError as exc:
         if context is not None:
-            trailing = (
-                encode_metadata(exc.trailing_metadata)
-                if isinstance(exc, RpcError) and exc.trailing_metadata
-                else None
-            )
-            await _finish_with_error(context, stream, exc.status, exc.message, trailing)
+            trailing = encode_metadata(exc.trailing_metadata) if exc.trailing_metadata else None
+            await _finish_with_error(context, exc.status, exc.message, trailing)
     except asyncio.CancelledError:
         if context is not None:
             context.cancelled = True
@@ -201,26 +191,24 @@ async def handle_request(
         log.exception("error in %s", path)
         if context is not None:
             await _finish_with_error(
-                context, stream, Status.UNKNOWN, f"unexpected {type(exc).__name__}: {exc}"
+                context, Status.UNKNOWN, f"unexpected {type(exc).__name__}: {exc}"
             )
     finally:
         if token is not None:
             current_deadline.reset(token)
         guard.close()
-        release()
+        if not stream.error and stream.local_closed:
+            stream.reset(ErrorCode.NO_ERROR)  # answered before the client half-closed
+        stream.release()
 
 
 async def _finish_with_error(
     context: CallContext,
-    stream: Stream,
     status: Status,
     message: str | None,
     trailing: list[tuple[str, str]] | None = None,
 ) -> None:
-    try:
-        if stream.closable:
-            await context.send_status(status, message, trailing)
-            if stream.closable:
-                stream.reset_nowait()
-    except (h2.exceptions.ProtocolError, StreamTerminatedError, AttributeError):
-        pass  # the stream or connection went away first
+    if context.finished or context.cancelled:
+        return
+    with contextlib.suppress(*_STREAM_ERRORS):  # the stream or connection went away first
+        await context.send_status(status, message, trailing)

@@ -14,21 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from grpclib.config import Configuration
-from grpclib.protocol import AbstractHandler, Stream
-from h2.errors import ErrorCodes
-
 from .._guard import CallGuard
-from .._h2 import MAX_STREAM_ID, ConnectionEvents, RpcfwProtocol, send_goaway, send_ping
 from .._method import ServerMethod, ServiceBase
 from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..errors import RpcError
 from ..registry.base import Registrar, Registration
+from ..transport import AioConnection, H2Config, H2Connection, Stream
+from ..transport.frames import MAX_STREAM_ID
 from ._dispatch import DispatchConfig, handle_request
 
 if TYPE_CHECKING:
@@ -39,49 +36,47 @@ __all__ = ["Server"]
 log = logging.getLogger("rpcfw.server")
 
 
-class _ServerConnection(AbstractHandler, ConnectionEvents):
-    """Handler and event sink of one accepted connection."""
+_DRAIN_PING = b"rpcfwdrn"
+
+
+class _ServerConnection:
+    """Owner of one accepted connection: runs a handler task per call and owns those tasks."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.protocol: RpcfwProtocol | None = None
+        self.protocol: AioConnection | None = None
         self.calls: dict[asyncio.Task[None], CallGuard] = {}
-        self.refuse_above: int | None = None
+        self.draining = False
         self.ping_acked = asyncio.Event()
 
-    # AbstractHandler
-    def accept(self, stream: Stream, headers: Any, release_stream: Callable[[], Any]) -> None:
-        assert self.protocol is not None and stream.id is not None
-        if self.refuse_above is not None and stream.id > self.refuse_above:
-            stream.reset_nowait(ErrorCodes.REFUSED_STREAM)
-            release_stream()
-            return
+    # ConnectionOwner
+    def on_connection_made(self, conn: AioConnection) -> None:
+        if self.server._stopping is not None:  # accepted while stopping: GOAWAY, close
+            conn.goaway(0)
+            conn.close()
+
+    def on_request(self, conn: AioConnection, stream: Stream) -> None:
         guard = CallGuard()
-        stream.wrapper = guard  # type: ignore[assignment]  # woken on RST_STREAM / connection loss
-        task = asyncio.get_running_loop().create_task(
-            handle_request(
-                self.server._dispatch, self.protocol, stream, headers, release_stream, guard
-            )
-        )
+        stream.watcher = guard.cancel  # reset or connection lost: wake the handler
+        task = conn.loop.create_task(handle_request(self.server._dispatch, conn, stream, guard))
         self.calls[task] = guard
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.calls.pop(task, None)
-        if self.refuse_above is not None and not self.calls and self.protocol is not None:
+        if self.draining and not self.calls and self.protocol is not None:
             self.protocol.close()
 
-    def cancel(self, stream: Stream) -> None:
-        pass  # the stream's guard already woke the call
-
-    def close(self) -> None:
+    def on_goaway(self, conn: AioConnection, last_stream_id: int, code: int) -> None:
         pass
 
-    # ConnectionEvents
-    def on_ping_ack(self, data: bytes) -> None:
+    def on_idle(self, conn: AioConnection) -> None:
+        pass
+
+    def on_ping_ack(self, conn: AioConnection, data: bytes) -> None:
         self.ping_acked.set()
 
-    def on_closed(self) -> None:
+    def on_closed(self, conn: AioConnection, reason: str) -> None:
         self.ping_acked.set()  # nothing left to wait for
         self.server._connections.discard(self)
 
@@ -109,6 +104,9 @@ class Server:
         max_send_message_length: int | None = None,
         registry: Registrar | None = None,
         registration: Registration | None = None,
+        max_concurrent_streams: int = 100,
+        handshake_timeout: float = 20.0,
+        http2: H2Config | None = None,
     ) -> None:
         from ..health import HealthService  # rpcfw.health imports rpcfw: not at the top
 
@@ -137,7 +135,8 @@ class Server:
         self._dispatch = DispatchConfig(
             methods, frozenset(names), max_receive_message_length, max_send_message_length
         )
-        self._config = Configuration().__for_server__()
+        self._h2_config = http2 or H2Config(max_concurrent_streams=max_concurrent_streams)
+        self._handshake_timeout = handshake_timeout
         self._server: asyncio.Server | None = None
         self._connections: set[_ServerConnection] = set()
         self._stopped: asyncio.Event | None = None
@@ -148,12 +147,13 @@ class Server:
     def __repr__(self) -> str:
         return f"<rpcfw.Server {self.host}:{self.port} services={list(self.services)}>"
 
-    def _protocol_factory(self) -> RpcfwProtocol:
+    def _protocol_factory(self) -> AioConnection:
         conn = _ServerConnection(self)
-        protocol = RpcfwProtocol(conn, self._config, conn, client_side=False)
-        if self._stopping is not None:  # accepted while stopping: GOAWAY and close at once
-            conn.refuse_above = 0
-            protocol.refuse = True
+        protocol = AioConnection(
+            H2Connection(self._h2_config, client=False),
+            conn,
+            handshake_timeout=self._handshake_timeout,
+        )
         conn.protocol = protocol
         self._connections.add(conn)
         return protocol
@@ -235,17 +235,16 @@ class Server:
         conns = [c for c in self._connections if c.protocol is not None and c.protocol.is_open()]
         for conn in conns:  # phase 1: no new streams, please (and measure a round trip)
             assert conn.protocol is not None
-            send_goaway(conn.protocol, MAX_STREAM_ID)
-            send_ping(conn.protocol)
+            conn.protocol.goaway(MAX_STREAM_ID)
+            conn.protocol.ping(_DRAIN_PING)
         if conns:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(1.0, grace) if grace is not None else 1.0):
                     await asyncio.gather(*(c.ping_acked.wait() for c in conns))
         for conn in conns:  # phase 2: the last stream we serve
             if conn.protocol is not None and conn.protocol.is_open():
-                last = conn.protocol.h2.highest_inbound_stream_id
-                conn.refuse_above = last
-                send_goaway(conn.protocol, last)
+                conn.protocol.goaway(conn.protocol.core.highest_inbound_stream_id)
+                conn.draining = True
                 if not conn.calls:
                     conn.protocol.close()
         tasks = [t for c in conns for t in c.calls]

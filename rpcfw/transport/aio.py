@@ -1,0 +1,342 @@
+"""The asyncio IO layer: an ``asyncio.Protocol`` that drives one ``H2Connection``.
+
+It reads bytes into the core, hands events to streams and to its owner (the server's or the
+channel's connection object), and writes what the core queued: after each read at once, and
+for the application's writes once per event-loop iteration (``write_soon``), so headers, a
+message and trailers written together go out in one ``send``. Works with uvloop (transports
+are duck-typed).
+
+Bounds: a server's new streams become handler calls only after the whole read was processed,
+so a stream reset in the same read never costs a task; when the peer does not read (the socket
+buffer is full) and keeps asking for control replies (PING, SETTINGS), reading stops until the
+socket drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Protocol as TypingProtocol
+
+from .connection import H2Connection
+from .events import (
+    ConnectionTerminated,
+    DataReceived,
+    GoAwayReceived,
+    PingAcked,
+    RequestReceived,
+    ResponseReceived,
+    SendReady,
+    SettingsReceived,
+    StreamReset,
+    TrailersReceived,
+)
+from .frames import ErrorCode
+from .stream import ConnectionLostError, Stream, StreamResetError
+
+__all__ = ["AioConnection", "ConnectionOwner", "MAX_QUEUED_CONTROL_REPLIES"]
+
+Headers = list[tuple[str, str]]
+
+#: control replies (PING/SETTINGS acks) a peer that does not read may make us queue before we
+#: stop reading from it (grpc-go's maxQueuedTransportResponseFrames)
+MAX_QUEUED_CONTROL_REPLIES = 50
+
+
+class ConnectionOwner(TypingProtocol):
+    """Callbacks from a connection to whoever owns it."""
+
+    def on_connection_made(self, conn: AioConnection) -> None:
+        """The socket is connected and our SETTINGS are queued."""
+
+    def on_request(self, conn: AioConnection, stream: Stream) -> None:
+        """Server: a new call arrived on ``stream`` (headers in ``stream.headers``)."""
+
+    def on_goaway(self, conn: AioConnection, last_stream_id: int, code: int) -> None:
+        """The peer sent GOAWAY."""
+
+    def on_ping_ack(self, conn: AioConnection, data: bytes) -> None:
+        """A PING we sent was acknowledged."""
+
+    def on_idle(self, conn: AioConnection) -> None:
+        """The last stream was released."""
+
+    def on_closed(self, conn: AioConnection, reason: str) -> None:
+        """The connection is gone."""
+
+
+class _AioWaker:
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._future: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self) -> None:
+        future = self._future = self._loop.create_future()
+        try:
+            await future
+        finally:
+            self._future = None
+
+
+def _set_nodelay(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class AioConnection(asyncio.Protocol):
+    """One HTTP/2 connection on an asyncio transport (client or server, as ``core`` is)."""
+
+    def __init__(
+        self,
+        core: H2Connection,
+        owner: ConnectionOwner,
+        *,
+        handshake_timeout: float | None = None,
+    ) -> None:
+        self.core = core
+        self.owner = owner
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.streams: dict[int, Stream] = {}
+        self.closed = False
+        self.close_reason = ""
+        self.handshake_done = False
+        self._handshake_timeout = handshake_timeout
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._flush_scheduled = False
+        self._write_paused = False
+        self._reading_paused = False
+        self._replies_at_pause = 0
+        self._writable: list[asyncio.Future[None]] = []
+        self._slot_waiters: list[asyncio.Future[None]] = []
+
+    def __repr__(self) -> str:
+        side = "client" if self.core.client else "server"
+        return f"<AioConnection {side} {self.peer} streams={len(self.streams)}>"
+
+    @property
+    def peer(self) -> str:
+        name = None if self.transport is None else self.transport.get_extra_info("peername")
+        if isinstance(name, tuple) and len(name) >= 2:
+            return f"{name[0]}:{name[1]}"
+        return str(name) if name else "unknown"
+
+    def is_open(self) -> bool:
+        return not self.closed and self.transport is not None and not self.core.closed
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
+        _set_nodelay(transport)
+        self.core.initiate()
+        self._flush()
+        self.owner.on_connection_made(self)
+        if self._handshake_timeout is not None and not self.core.closed:
+            self._handshake_timer = self.loop.call_later(
+                self._handshake_timeout, self._handshake_expired
+            )
+
+    def _handshake_expired(self) -> None:
+        if not self.handshake_done:
+            self.close(ErrorCode.PROTOCOL_ERROR, "handshake timeout")
+
+    def data_received(self, data: bytes) -> None:
+        events = self.core.receive(data)
+        new: list[Stream] | None = None
+        terminated: ConnectionTerminated | None = None
+        streams = self.streams
+        for event in events:
+            kind = type(event)
+            if kind is DataReceived:
+                stream = streams.get(event.stream_id)  # type: ignore[attr-defined]
+                if stream is not None:
+                    stream.on_data(event.data, event.end_stream)  # type: ignore[attr-defined]
+            elif kind is RequestReceived:
+                assert isinstance(event, RequestReceived)
+                stream = Stream(self, event.stream_id)
+                stream.headers = event.headers
+                stream.end_received = event.end_stream
+                streams[event.stream_id] = stream
+                if new is None:
+                    new = []
+                new.append(stream)
+            elif kind is ResponseReceived:
+                assert isinstance(event, ResponseReceived)
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.on_headers(event.headers, event.end_stream)
+            elif kind is TrailersReceived:
+                assert isinstance(event, TrailersReceived)
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.on_trailers(event.headers)
+            elif kind is StreamReset:
+                assert isinstance(event, StreamReset)
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.on_error(
+                        StreamResetError(event.error_code, event.remote, event.message)
+                    )
+            elif kind is SendReady:
+                stream = streams.get(event.stream_id)  # type: ignore[attr-defined]
+                if stream is not None:
+                    stream.on_send_ready()
+            elif kind is SettingsReceived:
+                assert isinstance(event, SettingsReceived)
+                if event.first:
+                    self.handshake_done = True
+                    if self._handshake_timer is not None:
+                        self._handshake_timer.cancel()
+                        self._handshake_timer = None
+            elif kind is PingAcked:
+                assert isinstance(event, PingAcked)
+                self.owner.on_ping_ack(self, event.data)
+            elif kind is GoAwayReceived:
+                assert isinstance(event, GoAwayReceived)
+                self.owner.on_goaway(self, event.last_stream_id, event.error_code)
+            elif kind is ConnectionTerminated:
+                assert isinstance(event, ConnectionTerminated)
+                terminated = event
+        if new is not None:
+            for stream in new:
+                if stream.error is None:
+                    self.owner.on_request(self, stream)
+                else:  # reset within the same read: no handler, no task
+                    stream.release()
+        self._flush()
+        if terminated is not None:
+            self._terminate(f"{ErrorCode(terminated.error_code).name}: {terminated.debug}")
+            return
+        if self._slot_waiters and self.core.can_open_stream():
+            self._wake_slot_waiters()
+        if (
+            self._write_paused
+            and not self._reading_paused
+            and self.core.control_replies - self._replies_at_pause > MAX_QUEUED_CONTROL_REPLIES
+        ):
+            self._reading_paused = True
+            assert self.transport is not None
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        return False  # close the transport
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._replies_at_pause = self.core.control_replies
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiters, self._writable = self._writable, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        if not self.close_reason:
+            self.close_reason = str(exc) if exc else "connection closed by peer"
+        self.closed = True
+        error = ConnectionLostError(self.close_reason)
+        for stream in list(self.streams.values()):
+            stream.on_error(error)
+        waiters = self._writable + self._slot_waiters
+        self._writable, self._slot_waiters = [], []
+        for future in waiters:
+            if not future.done():
+                future.set_exception(ConnectionLostError(self.close_reason))
+                future.exception()  # retrieved: a waiter that went away logs nothing
+        self.owner.on_closed(self, self.close_reason)
+
+    # -- StreamIO ------------------------------------------------------------------------
+    def write_soon(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        data = self.core.data_to_send()
+        if data and self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    async def wait_writable(self) -> None:
+        if self.closed:
+            raise ConnectionLostError(self.close_reason)
+        if self._write_paused:
+            future = self.loop.create_future()
+            self._writable.append(future)
+            await future
+
+    def new_waker(self) -> _AioWaker:
+        return _AioWaker(self.loop)
+
+    def stream_released(self, stream: Stream) -> None:
+        self.streams.pop(stream.id, None)
+        if self._slot_waiters and self.core.can_open_stream():
+            self._wake_slot_waiters()
+        if not self.streams:
+            self.owner.on_idle(self)
+
+    # -- client ----------------------------------------------------------------------------
+    def open_stream(self, headers: Headers, end_stream: bool = False) -> Stream:
+        """Start a stream now (raises StreamLimitError at the peer's limit; see
+        ``wait_for_stream_slot``)."""
+        stream_id = self.core.open_stream(headers, end_stream)
+        stream = Stream(self, stream_id)
+        self.streams[stream_id] = stream
+        self.write_soon()
+        return stream
+
+    async def wait_for_stream_slot(self) -> None:
+        """Until the peer's MAX_CONCURRENT_STREAMS allows one more stream (or it closes)."""
+        while not self.core.can_open_stream():
+            if self.closed or self.core.closed or self.core.goaway_received_last is not None:
+                return
+            future = self.loop.create_future()
+            self._slot_waiters.append(future)
+            await future
+
+    def _wake_slot_waiters(self) -> None:
+        waiters, self._slot_waiters = self._slot_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    # -- connection control -----------------------------------------------------------------
+    def ping(self, data: bytes) -> None:
+        self.core.ping(data)
+        self.write_soon()
+
+    def goaway(self, last_stream_id: int, code: int = ErrorCode.NO_ERROR) -> None:
+        """A graceful GOAWAY (streams up to ``last_stream_id`` go on)."""
+        self.core.goaway(last_stream_id, code)
+        self._flush()
+
+    def close(self, code: int = ErrorCode.NO_ERROR, debug: str = "") -> None:
+        """GOAWAY (with ``code``), then close the socket; streams still open see the loss."""
+        if self.closed:
+            return
+        self.core.close(code, debug)
+        self._terminate(debug or "closed")
+
+    def _terminate(self, reason: str) -> None:
+        if not self.close_reason:
+            self.close_reason = reason
+        self._flush()
+        if self.transport is not None:
+            self.transport.close()
+        else:
+            self.closed = True

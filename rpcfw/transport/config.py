@@ -1,0 +1,61 @@
+"""Limits and settings of one HTTP/2 connection, with gRPC-like defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .frames import DEFAULT_MAX_FRAME_SIZE, DEFAULT_WINDOW, MAX_FRAME_SIZE_LIMIT, MAX_WINDOW
+
+__all__ = ["H2Config"]
+
+
+@dataclass(frozen=True, slots=True)
+class H2Config:
+    """What one connection advertises and enforces.
+
+    Memory one connection can make the other side hold: about ``max_concurrent_streams`` x
+    ``initial_window_size`` of received body bytes (the stream window is credited only as the
+    application reads; a reader waiting for one large message opens its window to that
+    message's size, which the receive message limit bounds), plus one header block of at most
+    ``max_header_block_size`` bytes being assembled. No state is kept per closed stream.
+    """
+
+    #: SETTINGS_MAX_CONCURRENT_STREAMS; on a server also the number of handlers that may run at
+    #: once (a reset stream holds its slot until its handler has returned)
+    max_concurrent_streams: int = 100
+    #: SETTINGS_INITIAL_WINDOW_SIZE: per-stream receive window
+    initial_window_size: int = 1 << 20
+    #: connection receive window (credited as data arrives, so one slow reader stalls no other)
+    connection_window_size: int = 16 << 20
+    #: SETTINGS_MAX_FRAME_SIZE we accept
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
+    #: SETTINGS_MAX_HEADER_LIST_SIZE: larger request metadata is answered RESOURCE_EXHAUSTED on
+    #: that stream only (the connection lives)
+    max_header_list_size: int = 16 << 10
+    #: SETTINGS_HEADER_TABLE_SIZE: HPACK dynamic table the peer may use
+    header_table_size: int = 4096
+    #: encoded size of one header block (HEADERS + CONTINUATION); more is a connection error
+    max_header_block_size: int = 1 << 20
+    #: decoded size of one header block; more (an HPACK bomb) is a connection error
+    max_decoded_header_size: int = 2 << 20
+    #: server: RST_STREAMs a client may send for streams the server had not finished, as a token
+    #: bucket (burst, per second); beyond it: GOAWAY ENHANCE_YOUR_CALM
+    max_reset_burst: int = 1000
+    max_resets_per_second: float = 100.0
+    #: server: keepalive enforcement (gRPC's defaults): PINGs closer together than this are
+    #: strikes; without calls in flight the interval is 2 hours unless pings are permitted
+    min_ping_interval: float = 300.0
+    permit_pings_without_calls: bool = False
+    max_ping_strikes: int = 2
+
+    def __post_init__(self) -> None:
+        if not DEFAULT_WINDOW <= self.initial_window_size <= MAX_WINDOW:
+            raise ValueError(f"initial_window_size must be in [{DEFAULT_WINDOW}, {MAX_WINDOW}]")
+        if not DEFAULT_WINDOW <= self.connection_window_size <= MAX_WINDOW:
+            raise ValueError(f"connection_window_size must be in [{DEFAULT_WINDOW}, {MAX_WINDOW}]")
+        if not DEFAULT_MAX_FRAME_SIZE <= self.max_frame_size <= MAX_FRAME_SIZE_LIMIT:
+            raise ValueError("max_frame_size must be in [16384, 2**24-1]")
+        if self.max_concurrent_streams < 1:
+            raise ValueError("max_concurrent_streams must be at least 1")
+        if self.max_header_block_size < self.max_header_list_size:
+            raise ValueError("max_header_block_size must be >= max_header_list_size")
