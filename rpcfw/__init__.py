@@ -20,7 +20,9 @@ from .policy import BackoffConfig
 from .registry import Instance, LeaseRegistrar, LocalStore, Registrar
 from .registry.base import Registration
 from .resolver import register_resolver
-from .server import CallContext, Server
+from .server import CallContext, Server, ServerStats
+from .transport import H2Config
+from .transport.keepalive import ConnectionAge, KeepaliveConfig
 
 # isort: split
 # after .server: the generated health code uses rpcfw.CallContext & co. as it is imported
@@ -34,9 +36,12 @@ __all__ = (
     "Cardinality",
     "Channel",
     "ChannelClosedError",
+    "ConnectionAge",
     "ConnectivityState",
     "Endpoint",
+    "H2Config",
     "HealthService",
+    "KeepaliveConfig",
     "Instance",
     "LeaseRegistrar",
     "LocalStore",
@@ -51,6 +56,7 @@ __all__ = (
     "RpcfwError",
     "Server",
     "ServerMethod",
+    "ServerStats",
     "ServiceBase",
     "ServingStatus",
     "Status",

@@ -1,6 +1,6 @@
 """The rpcfw server."""
 
 from ._context import CallContext
-from .server import Server
+from .server import Server, ServerStats
 
-__all__ = ("CallContext", "Server")
+__all__ = ("CallContext", "Server", "ServerStats")

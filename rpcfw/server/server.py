@@ -13,72 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .._guard import CallGuard
 from .._method import ServerMethod, ServiceBase
-from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
-from ..errors import RpcError
 from ..registry.base import Registrar, Registration
-from ..transport import AioConnection, H2Config, H2Connection, Stream
-from ..transport.frames import MAX_STREAM_ID
-from ._dispatch import DispatchConfig, handle_request
+from ..transport import AioConnection, H2Config, H2Connection
+from ..transport.keepalive import ConnectionAge, KeepaliveConfig
+from ._connection import ServerConnection, ServerStats
+from ._dispatch import DispatchConfig
 
 if TYPE_CHECKING:
     from ..health import HealthService
 
-__all__ = ["Server"]
+__all__ = ["DEFAULT_SERVER_KEEPALIVE", "Server", "ServerStats"]
+
+#: gRPC's server default: ping a client quiet for 2 hours, close if no answer in 20 s
+DEFAULT_SERVER_KEEPALIVE = KeepaliveConfig(
+    time=2 * 60 * 60.0, timeout=20.0, permit_without_calls=True
+)
 
 log = logging.getLogger("rpcfw.server")
-
-
-_DRAIN_PING = b"rpcfwdrn"
-
-
-class _ServerConnection:
-    """Owner of one accepted connection: runs a handler task per call and owns those tasks."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.protocol: AioConnection | None = None
-        self.calls: dict[asyncio.Task[None], CallGuard] = {}
-        self.draining = False
-        self.ping_acked = asyncio.Event()
-
-    # ConnectionOwner
-    def on_connection_made(self, conn: AioConnection) -> None:
-        if self.server._stopping is not None:  # accepted while stopping: GOAWAY, close
-            conn.goaway(0)
-            conn.close()
-
-    def on_request(self, conn: AioConnection, stream: Stream) -> None:
-        guard = CallGuard()
-        stream.watcher = guard.cancel  # reset or connection lost: wake the handler
-        task = conn.loop.create_task(handle_request(self.server._dispatch, conn, stream, guard))
-        self.calls[task] = guard
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.calls.pop(task, None)
-        if self.draining and not self.calls and self.protocol is not None:
-            self.protocol.close()
-
-    def on_goaway(self, conn: AioConnection, last_stream_id: int, code: int) -> None:
-        pass
-
-    def on_idle(self, conn: AioConnection) -> None:
-        pass
-
-    def on_ping_ack(self, conn: AioConnection, data: bytes) -> None:
-        self.ping_acked.set()
-
-    def on_closed(self, conn: AioConnection, reason: str) -> None:
-        self.ping_acked.set()  # nothing left to wait for
-        self.server._connections.discard(self)
 
 
 class Server:
@@ -106,6 +65,8 @@ class Server:
         registration: Registration | None = None,
         max_concurrent_streams: int = 100,
         handshake_timeout: float = 20.0,
+        keepalive: KeepaliveConfig | None = DEFAULT_SERVER_KEEPALIVE,
+        connection_age: ConnectionAge | None = None,
         http2: H2Config | None = None,
     ) -> None:
         from ..health import HealthService  # rpcfw.health imports rpcfw: not at the top
@@ -137,8 +98,11 @@ class Server:
         )
         self._h2_config = http2 or H2Config(max_concurrent_streams=max_concurrent_streams)
         self._handshake_timeout = handshake_timeout
+        self._keepalive = keepalive
+        self._connection_age = connection_age or ConnectionAge()
+        self.stats = ServerStats()
         self._server: asyncio.Server | None = None
-        self._connections: set[_ServerConnection] = set()
+        self._connections: set[ServerConnection] = set()
         self._stopped: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
         self.host: str | None = None
@@ -148,15 +112,35 @@ class Server:
         return f"<rpcfw.Server {self.host}:{self.port} services={list(self.services)}>"
 
     def _protocol_factory(self) -> AioConnection:
-        conn = _ServerConnection(self)
+        conn = ServerConnection(self, self._connection_age)
         protocol = AioConnection(
             H2Connection(self._h2_config, client=False),
             conn,
             handshake_timeout=self._handshake_timeout,
+            keepalive=self._keepalive,
         )
         conn.protocol = protocol
         self._connections.add(conn)
+        self.stats.connections_accepted += 1
         return protocol
+
+    def transport_stats(self) -> ServerStats:
+        """``stats`` with the counters of connections still open added in."""
+        total = dataclasses.replace(self.stats)
+        for conn in self._connections:
+            if conn.protocol is not None:
+                total.resets_received += conn.protocol.core.resets_received
+                total.streams_refused += conn.protocol.core.streams_refused
+        return total
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
+
+    @property
+    def running_calls(self) -> int:
+        """Handler tasks running now."""
+        return sum(len(conn.calls) for conn in self._connections)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 1024) -> None:
         if self._server is not None:
@@ -234,30 +218,25 @@ class Server:
                     await self.health._watchers_ended()
         conns = [c for c in self._connections if c.protocol is not None and c.protocol.is_open()]
         for conn in conns:  # phase 1: no new streams, please (and measure a round trip)
-            assert conn.protocol is not None
-            conn.protocol.goaway(MAX_STREAM_ID)
-            conn.protocol.ping(_DRAIN_PING)
+            conn.announce_drain()
         if conns:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(1.0, grace) if grace is not None else 1.0):
                     await asyncio.gather(*(c.ping_acked.wait() for c in conns))
         for conn in conns:  # phase 2: the last stream we serve
-            if conn.protocol is not None and conn.protocol.is_open():
-                conn.protocol.goaway(conn.protocol.core.highest_inbound_stream_id)
-                conn.draining = True
-                if not conn.calls:
-                    conn.protocol.close()
+            conn.refuse_new_streams()
         tasks = [t for c in conns for t in c.calls]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             if pending:
                 log.info("cancelling %d calls still running after the grace period", len(pending))
                 for conn in conns:
-                    for guard in list(conn.calls.values()):
-                        guard.cancel(RpcError(Status.UNAVAILABLE, "server is shutting down"))
-                await asyncio.wait(pending, timeout=1.0)
-                for task in pending:
+                    conn.cancel_calls("server is shutting down")
+                _, pending = await asyncio.wait(pending, timeout=1.0)
+                for task in pending:  # handlers that ignored the wake-up
                     task.cancel()
+                if pending:
+                    await asyncio.wait(pending, timeout=1.0)
         for conn in list(self._connections):
             if conn.protocol is not None:
                 conn.protocol.close()

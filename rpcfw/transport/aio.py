@@ -32,6 +32,7 @@ from .events import (
     TrailersReceived,
 )
 from .frames import ErrorCode
+from .keepalive import KeepaliveAction, KeepaliveConfig, keepalive_step
 from .stream import ConnectionLostError, Stream, StreamResetError
 
 __all__ = ["AioConnection", "ConnectionOwner", "MAX_QUEUED_CONTROL_REPLIES"]
@@ -41,6 +42,7 @@ Headers = list[tuple[str, str]]
 #: control replies (PING/SETTINGS acks) a peer that does not read may make us queue before we
 #: stop reading from it (grpc-go's maxQueuedTransportResponseFrames)
 MAX_QUEUED_CONTROL_REPLIES = 50
+_KEEPALIVE_PING = b"rpcfwka\x00"
 
 
 class ConnectionOwner(TypingProtocol):
@@ -100,6 +102,7 @@ class AioConnection(asyncio.Protocol):
         owner: ConnectionOwner,
         *,
         handshake_timeout: float | None = None,
+        keepalive: KeepaliveConfig | None = None,
     ) -> None:
         self.core = core
         self.owner = owner
@@ -117,6 +120,11 @@ class AioConnection(asyncio.Protocol):
         self._replies_at_pause = 0
         self._writable: list[asyncio.Future[None]] = []
         self._slot_waiters: list[asyncio.Future[None]] = []
+        self._keepalive = keepalive
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._ping_sent_at: float | None = None
+        self.last_read = self.loop.time()
+        self.keepalive_pings_sent = 0
 
     def __repr__(self) -> str:
         side = "client" if self.core.client else "server"
@@ -139,16 +147,51 @@ class AioConnection(asyncio.Protocol):
         self.core.initiate()
         self._flush()
         self.owner.on_connection_made(self)
-        if self._handshake_timeout is not None and not self.core.closed:
+        if self.core.closed:
+            return
+        if self._handshake_timeout is not None:
             self._handshake_timer = self.loop.call_later(
                 self._handshake_timeout, self._handshake_expired
             )
+        if self._keepalive is not None:
+            self.last_read = self.loop.time()
+            self._keepalive_timer = self.loop.call_at(
+                self.last_read + self._keepalive.time, self._keepalive_tick
+            )
+
+    def _keepalive_tick(self) -> None:
+        assert self._keepalive is not None
+        now = self.loop.time()
+        action, wake_at = keepalive_step(
+            self._keepalive, now, self.last_read, self._ping_sent_at, bool(self.streams)
+        )
+        if action is KeepaliveAction.CLOSE:
+            self._keepalive_timer = None
+            self.close(ErrorCode.NO_ERROR, "keepalive ping not acknowledged")
+            return
+        if action is KeepaliveAction.SEND_PING:
+            self._ping_sent_at = now
+            self.keepalive_pings_sent += 1
+            self.ping(_KEEPALIVE_PING)
+        elif self._ping_sent_at is not None and self.last_read >= self._ping_sent_at:
+            self._ping_sent_at = None
+        self._keepalive_timer = self.loop.call_at(wake_at, self._keepalive_tick)
 
     def _handshake_expired(self) -> None:
         if not self.handshake_done:
             self.close(ErrorCode.PROTOCOL_ERROR, "handshake timeout")
 
+    def _keepalive_acked(self) -> None:
+        """Our keepalive PING was answered: the next one is due a full period from now."""
+        self._ping_sent_at = None
+        if self._keepalive_timer is not None and self._keepalive is not None:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = self.loop.call_at(
+                self.last_read + self._keepalive.time, self._keepalive_tick
+            )
+
     def data_received(self, data: bytes) -> None:
+        self.last_read = self.loop.time()
         events = self.core.receive(data)
         new: list[Stream] | None = None
         terminated: ConnectionTerminated | None = None
@@ -198,7 +241,10 @@ class AioConnection(asyncio.Protocol):
                         self._handshake_timer = None
             elif kind is PingAcked:
                 assert isinstance(event, PingAcked)
-                self.owner.on_ping_ack(self, event.data)
+                if event.data == _KEEPALIVE_PING:
+                    self._keepalive_acked()
+                else:
+                    self.owner.on_ping_ack(self, event.data)
             elif kind is GoAwayReceived:
                 assert isinstance(event, GoAwayReceived)
                 self.owner.on_goaway(self, event.last_stream_id, event.error_code)
@@ -244,8 +290,9 @@ class AioConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._handshake_timer is not None:
-            self._handshake_timer.cancel()
+        for timer in (self._handshake_timer, self._keepalive_timer):
+            if timer is not None:
+                timer.cancel()
         if not self.close_reason:
             self.close_reason = str(exc) if exc else "connection closed by peer"
         self.closed = True
