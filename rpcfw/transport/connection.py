@@ -50,13 +50,8 @@ from .frames import (
     settings_frame,
     window_update_frame,
 )
-from .hpack_codec import (
-    HeaderBlockError,
-    HeaderBlockTooLarge,
-    HeaderDecoder,
-    HeaderEncoder,
-    header_list_size,
-)
+from .hpack_codec import HeaderEncoder
+from .hpack_decoder import DecodedBlock, HeaderBlockError, HeaderBlockTooLarge, HeaderDecoder
 from .stream_state import (
     ConnectionClosedError,
     StreamClosedError,
@@ -70,6 +65,11 @@ __all__ = ["H2Connection", "OVERSIZED_METADATA_RESPONSE"]
 Headers = list[tuple[str, str]]
 
 _UNPACK_HEADER = FRAME_HEADER.unpack_from
+# plain ints: IntFlag arithmetic costs an enum round trip per frame
+_END_STREAM = _ACK = int(Flag.END_STREAM)
+_END_HEADERS = int(Flag.END_HEADERS)
+_PADDED = int(Flag.PADDED)
+_PRIORITY = int(Flag.PRIORITY)
 _NO_CALLS_PING_INTERVAL = 2 * 60 * 60.0  # gRPC: keepalive without calls is at most every 2 h
 #: the trailers-only answer to a request whose metadata exceeds max_header_list_size
 OVERSIZED_METADATA_RESPONSE: Headers = [
@@ -115,6 +115,18 @@ class H2Connection:
         self._hb_end_stream = False
         self._hb_parts: list[bytes] = []
         self._hb_size = 0
+        self._handlers: dict[int, Callable[[int, int, bytes, list[Event]], None]] = {
+            FrameType.DATA: self._on_data,
+            FrameType.HEADERS: self._on_headers,
+            FrameType.PRIORITY: self._on_priority,
+            FrameType.RST_STREAM: self._on_rst_stream,
+            FrameType.SETTINGS: self._on_settings,
+            FrameType.PUSH_PROMISE: self._on_push_promise,
+            FrameType.PING: self._on_ping,
+            FrameType.GOAWAY: self._on_goaway,
+            FrameType.WINDOW_UPDATE: self._on_window_update,
+            FrameType.CONTINUATION: self._on_continuation,
+        }
         # peer settings
         self.peer_max_concurrent_streams = MAX_STREAM_ID
         self._peer_initial_window = DEFAULT_WINDOW
@@ -381,30 +393,21 @@ class H2Connection:
             raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "header block interrupted")
         if not self._settings_seen and frame_type != FrameType.SETTINGS:
             raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "first frame must be SETTINGS")
-        if frame_type == FrameType.DATA:
-            self._on_data(flags, stream_id, payload, events)
-        elif frame_type == FrameType.HEADERS:
-            self._on_headers(flags, stream_id, payload, events)
-        elif frame_type == FrameType.CONTINUATION:
-            self._on_continuation(flags, stream_id, payload, events)
-        elif frame_type == FrameType.RST_STREAM:
-            self._on_rst_stream(stream_id, payload, events)
-        elif frame_type == FrameType.SETTINGS:
-            self._on_settings(flags, stream_id, payload, events)
-        elif frame_type == FrameType.WINDOW_UPDATE:
-            self._on_window_update(stream_id, payload, events)
-        elif frame_type == FrameType.PING:
-            self._on_ping(flags, stream_id, payload, events)
-        elif frame_type == FrameType.GOAWAY:
-            self._on_goaway(stream_id, payload, events)
-        elif frame_type == FrameType.PRIORITY:
-            if stream_id == 0:
-                raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0")
-            if len(payload) != 5:
-                self._stream_error_by_id(stream_id, ErrorCode.FRAME_SIZE_ERROR, events)
-        elif frame_type == FrameType.PUSH_PROMISE:
-            raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE not allowed")
+        handler = self._handlers.get(frame_type)
+        if handler is not None:
+            handler(flags, stream_id, payload, events)
         # unknown frame types are ignored (RFC 9113 4.1)
+
+    def _on_priority(self, flags: int, stream_id: int, payload: bytes, events: list[Event]) -> None:
+        if stream_id == 0:
+            raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on stream 0")
+        if len(payload) != 5:
+            self._stream_error_by_id(stream_id, ErrorCode.FRAME_SIZE_ERROR, events)
+
+    def _on_push_promise(
+        self, flags: int, stream_id: int, payload: bytes, events: list[Event]
+    ) -> None:
+        raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE not allowed")
 
     # stream bookkeeping ------------------------------------------------------------------
     def _is_idle(self, stream_id: int) -> bool:
@@ -478,7 +481,7 @@ class H2Connection:
             if not stream.local_closed:
                 self._stream_error(stream, ErrorCode.STREAM_CLOSED, events)
             return
-        if flags & Flag.PADDED:
+        if flags & _PADDED:
             if not payload or payload[0] >= len(payload):
                 raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid padding")
             pad = payload[0]
@@ -493,7 +496,7 @@ class H2Connection:
         padding = flow - len(payload)
         if padding:  # padding is nobody's to read: credit it now
             stream.recv_unacked += padding
-        end_stream = bool(flags & Flag.END_STREAM)
+        end_stream = bool(flags & _END_STREAM)
         if payload or end_stream:
             events.append(DataReceived(stream_id, payload, end_stream))
         if end_stream:
@@ -502,21 +505,21 @@ class H2Connection:
     def _on_headers(self, flags: int, stream_id: int, payload: bytes, events: list[Event]) -> None:
         if stream_id == 0:
             raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0")
-        if flags & (Flag.PADDED | Flag.PRIORITY):
+        if flags & (_PADDED | _PRIORITY):
             start = 0
             pad = 0
-            if flags & Flag.PADDED:
+            if flags & _PADDED:
                 if not payload:
                     raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid padding")
                 pad = payload[0]
                 start = 1
-            if flags & Flag.PRIORITY:
+            if flags & _PRIORITY:
                 start += 5
             if start + pad > len(payload):
                 raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid padding")
             payload = payload[start : len(payload) - pad]
-        end_stream = bool(flags & Flag.END_STREAM)
-        if flags & Flag.END_HEADERS:
+        end_stream = bool(flags & _END_STREAM)
+        if flags & _END_HEADERS:
             self._header_block(stream_id, payload, end_stream, events)
             return
         self._hb_stream = stream_id
@@ -533,7 +536,7 @@ class H2Connection:
         if self._hb_size > self.config.max_header_block_size:
             raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
         self._hb_parts.append(payload)
-        if flags & Flag.END_HEADERS:
+        if flags & _END_HEADERS:
             block = b"".join(self._hb_parts)
             self._hb_stream = 0
             self._hb_parts = []
@@ -543,15 +546,16 @@ class H2Connection:
         self, stream_id: int, block: bytes, end_stream: bool, events: list[Event]
     ) -> None:
         try:  # always decode: the HPACK table must stay in step even for refused streams
-            headers = self._decoder.decode(block)
+            decoded = self._decoder.decode_block(block)
         except HeaderBlockTooLarge:
             raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large") from None
         except HeaderBlockError as exc:
             raise _ConnectionError(ErrorCode.COMPRESSION_ERROR, f"HPACK: {exc}") from None
+        headers = decoded.headers
         stream = self._streams.get(stream_id)
         if stream is None:
             if not self.client and stream_id % 2 and stream_id > self.highest_inbound_stream_id:
-                self._new_request(stream_id, headers, end_stream, events)
+                self._new_request(stream_id, decoded, end_stream, events)
                 return
             if self._is_idle(stream_id):
                 raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on an idle stream")
@@ -560,7 +564,7 @@ class H2Connection:
             if not stream.local_closed:
                 self._stream_error(stream, ErrorCode.STREAM_CLOSED, events)
             return
-        oversized = header_list_size(headers) > self.config.max_header_list_size
+        oversized = decoded.size > self.config.max_header_list_size
         if self.client and not stream.headers_received:
             if oversized:
                 self._stream_error(
@@ -595,7 +599,7 @@ class H2Connection:
         self._remote_end(stream)
 
     def _new_request(
-        self, stream_id: int, headers: Headers, end_stream: bool, events: list[Event]
+        self, stream_id: int, decoded: DecodedBlock, end_stream: bool, events: list[Event]
     ) -> None:
         self.highest_inbound_stream_id = stream_id
         cfg = self.config
@@ -605,27 +609,31 @@ class H2Connection:
         if len(self._streams) >= cfg.max_concurrent_streams:
             self._refuse(stream_id)
             return
-        if header_list_size(headers) > cfg.max_header_list_size:
+        if decoded.size > cfg.max_header_list_size:
             block = self._encoder.encode(OVERSIZED_METADATA_RESPONSE)
             self._out.append(headers_frames(stream_id, block, True, self._peer_max_frame_size))
             if not end_stream:
                 self._out.append(rst_stream_frame(stream_id, ErrorCode.NO_ERROR))
             return
-        problem = validate_request(headers)
-        if problem is not None:
+        problem = decoded.verdict  # a block seen before was validated then
+        if problem is None:
+            problem = decoded.verdict = validate_request(decoded.headers) or ""
+        if problem:
             self._out.append(rst_stream_frame(stream_id, ErrorCode.PROTOCOL_ERROR))
             return
         stream = StreamState(stream_id, self._peer_initial_window, cfg.initial_window_size)
         stream.headers_received = True
         stream.remote_closed = end_stream
         self._streams[stream_id] = stream
-        events.append(RequestReceived(stream_id, headers, end_stream))
+        events.append(RequestReceived(stream_id, decoded.headers, end_stream))
 
     def _refuse(self, stream_id: int) -> None:
         self.streams_refused += 1
         self._out.append(rst_stream_frame(stream_id, ErrorCode.REFUSED_STREAM))
 
-    def _on_rst_stream(self, stream_id: int, payload: bytes, events: list[Event]) -> None:
+    def _on_rst_stream(
+        self, flags: int, stream_id: int, payload: bytes, events: list[Event]
+    ) -> None:
         if len(payload) != 4:
             raise _ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "RST_STREAM length must be 4")
         if stream_id == 0:
@@ -660,7 +668,7 @@ class H2Connection:
     def _on_settings(self, flags: int, stream_id: int, payload: bytes, events: list[Event]) -> None:
         if stream_id != 0:
             raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream")
-        if flags & Flag.ACK:
+        if flags & _ACK:
             if payload:
                 raise _ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK with payload")
             if not self._settings_seen:
@@ -704,7 +712,9 @@ class H2Connection:
             self.peer_max_header_list_size = value
         # HEADER_TABLE_SIZE: our encoder never uses the dynamic table; unknown: ignored
 
-    def _on_window_update(self, stream_id: int, payload: bytes, events: list[Event]) -> None:
+    def _on_window_update(
+        self, flags: int, stream_id: int, payload: bytes, events: list[Event]
+    ) -> None:
         if len(payload) != 4:
             raise _ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE length must be 4")
         increment = int.from_bytes(payload, "big") & MAX_WINDOW
@@ -738,7 +748,7 @@ class H2Connection:
             raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "PING on a stream")
         if len(payload) != 8:
             raise _ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "PING length must be 8")
-        if flags & Flag.ACK:
+        if flags & _ACK:
             events.append(PingAcked(payload))
             return
         if not self.client:
@@ -762,7 +772,7 @@ class H2Connection:
         if self.ping_strikes > cfg.max_ping_strikes:
             raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too_many_pings")
 
-    def _on_goaway(self, stream_id: int, payload: bytes, events: list[Event]) -> None:
+    def _on_goaway(self, flags: int, stream_id: int, payload: bytes, events: list[Event]) -> None:
         if stream_id != 0:
             raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream")
         if len(payload) < 8:

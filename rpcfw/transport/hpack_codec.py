@@ -7,16 +7,14 @@ on every call (content-type, te, user-agent, :status 200, grpc-status 0), so a h
 mostly a join of cached bytes. The cost is a few more bytes on the wire per block, which is cheap
 next to the CPU an indexing encoder spends.
 
-Decoder: hpack's decoder (the peer may use the dynamic table) with two bounds: the table size we
-advertise, and a cap on the decoded size of one block that stops an HPACK bomb (a small block
-that references a large table entry many times) before it costs memory.
+Decoding is in hpack_decoder.py (re-exported here).
 """
 
 from __future__ import annotations
 
-import hpack
-from hpack.exceptions import HPACKDecodingError, OversizedHeaderListError
 from hpack.table import HeaderTable
+
+from .hpack_decoder import HeaderBlockError, HeaderBlockTooLarge, HeaderDecoder
 
 __all__ = [
     "HeaderBlockError",
@@ -91,31 +89,3 @@ class HeaderEncoder:
                 cache[field] = encoded
             parts.append(encoded)
         return b"".join(parts)
-
-
-class HeaderBlockError(Exception):
-    """The block is not valid HPACK: a connection error (COMPRESSION_ERROR)."""
-
-
-class HeaderBlockTooLarge(HeaderBlockError):
-    """The block decodes to more than the decoder's cap (an HPACK bomb): a connection error."""
-
-
-class HeaderDecoder:
-    """hpack's decoder bounded by ``table_size`` and ``max_decoded_size``; strings come back
-    as latin-1 (byte for byte, never a decoding error)."""
-
-    __slots__ = ("_decoder",)
-
-    def __init__(self, table_size: int, max_decoded_size: int) -> None:
-        self._decoder = hpack.Decoder(max_header_list_size=max_decoded_size)
-        self._decoder.max_allowed_table_size = table_size
-
-    def decode(self, block: bytes) -> Headers:
-        try:
-            fields = self._decoder.decode(block, raw=True)
-        except OversizedHeaderListError as exc:
-            raise HeaderBlockTooLarge(str(exc)) from None
-        except (HPACKDecodingError, IndexError, ValueError) as exc:
-            raise HeaderBlockError(str(exc) or type(exc).__name__) from None
-        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in fields]
