@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, NoReturn
 from .._status import Status
 from .._wire import GRPC_CONTENT_TYPE, frame_message, trailers_for
 from ..errors import RpcError
-from ..metadata import Metadata, MetadataLike, encode_metadata
+from ..metadata import Metadata, MetadataLike, decode_metadata, encode_metadata
+from ..transport.hpack_codec import HeaderEncoder
 
 if TYPE_CHECKING:
     from ..transport import AioConnection, Stream
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["CallContext"]
 
 _RESPONSE_HEADERS = [(":status", "200"), ("content-type", GRPC_CONTENT_TYPE)]
+# the blocks nearly every unary answer sends, encoded once (the encoder is stateless)
+_RESPONSE_BLOCK = HeaderEncoder().encode(_RESPONSE_HEADERS)
+_OK_TRAILERS_BLOCK = HeaderEncoder().encode(trailers_for(Status.OK, None))
 
 
 class CallContext:
@@ -31,12 +35,12 @@ class CallContext:
         "_headers_sent",
         "_initial",
         "_max_send",
+        "_metadata",
         "_stream",
         "_trailing",
         "cancelled",
         "deadline",
         "finished",
-        "invocation_metadata",
         "method",
         "peer",
         "user_agent",
@@ -47,7 +51,6 @@ class CallContext:
         conn: AioConnection,
         stream: Stream,
         method: str,
-        metadata: Metadata,
         deadline: float | None,
         user_agent: str | None,
         max_send: int | None,
@@ -58,12 +61,19 @@ class CallContext:
         self._initial: list[tuple[str, str]] = []
         self._trailing: list[tuple[str, str]] = []
         self.method = method
-        self.invocation_metadata = metadata
+        self._metadata: Metadata | None = None
         self.deadline = deadline
         self.user_agent = user_agent
         self.cancelled = False
         self.finished = False  # the status went out
         self.peer = conn.peer
+
+    @property
+    def invocation_metadata(self) -> Metadata:
+        """The client's metadata (decoded on first use)."""
+        if self._metadata is None:
+            self._metadata = decode_metadata(self._stream.headers or ())
+        return self._metadata
 
     def time_remaining(self) -> float | None:
         """Seconds left until the deadline (never negative), or None without a deadline."""
@@ -127,10 +137,16 @@ class CallContext:
         stream = self._stream
         if not self._headers_sent:
             self._headers_sent = True
-            stream.send_headers(_RESPONSE_HEADERS + self._initial)
+            if self._initial:
+                stream.send_headers(_RESPONSE_HEADERS + self._initial)
+            else:
+                stream.send_header_block(_RESPONSE_BLOCK)
         stream.send_data_nowait(framed)
         self.finished = True
-        stream.send_headers(trailers_for(Status.OK, None, self._trailing), end_stream=True)
+        if self._trailing:
+            stream.send_headers(trailers_for(Status.OK, None, self._trailing), end_stream=True)
+        else:
+            stream.send_header_block(_OK_TRAILERS_BLOCK, end_stream=True)
         await stream.drain()
 
     @property

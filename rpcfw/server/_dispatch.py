@@ -20,7 +20,7 @@ from .._method import ServerMethod
 from .._status import Cardinality, Status
 from .._wire import GRPC_CONTENT_TYPE, is_grpc_content_type, parse_message_prefix, trailers_for
 from ..errors import RpcError
-from ..metadata import decode_metadata, decode_timeout, encode_metadata
+from ..metadata import decode_timeout, encode_metadata
 from ..transport import AioConnection, ErrorCode, Stream, StreamResetError, TransportError
 from ..transport.stream import ConnectionLostError
 from ._context import CallContext
@@ -118,20 +118,13 @@ async def handle_request(
     headers = stream.headers or []
     path = None
     try:
-        http_method = content_type = timeout = encoding = user_agent = None
-        for key, value in headers:
-            if key == ":path":
-                path = value
-            elif key == ":method":
-                http_method = value
-            elif key == "content-type":
-                content_type = value
-            elif key == "grpc-timeout":
-                timeout = value
-            elif key == "grpc-encoding":
-                encoding = value
-            elif key == "user-agent":
-                user_agent = value
+        fields = dict(headers)
+        path = fields.get(":path")
+        http_method = fields.get(":method")
+        content_type = fields.get("content-type")
+        timeout = fields.get("grpc-timeout")
+        encoding = fields.get("grpc-encoding")
+        user_agent = fields.get("user-agent")
         if http_method != "POST":
             await _abort_http(stream, "405", Status.INTERNAL, f"method {http_method} not allowed")
             return
@@ -169,7 +162,6 @@ async def handle_request(
             conn,
             stream,
             path or "",
-            decode_metadata(headers),
             deadline,
             user_agent,
             config.max_send,

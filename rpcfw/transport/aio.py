@@ -108,6 +108,8 @@ class AioConnection(asyncio.Protocol):
         self.owner = owner
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
+        #: the peer's address as host:port ("unknown" before the connection is made)
+        self.peer = "unknown"
         self.streams: dict[int, Stream] = {}
         self.closed = False
         self.close_reason = ""
@@ -130,8 +132,7 @@ class AioConnection(asyncio.Protocol):
         side = "client" if self.core.client else "server"
         return f"<AioConnection {side} {self.peer} streams={len(self.streams)}>"
 
-    @property
-    def peer(self) -> str:
+    def _peer_name(self) -> str:
         name = None if self.transport is None else self.transport.get_extra_info("peername")
         if isinstance(name, tuple) and len(name) >= 2:
             return f"{name[0]}:{name[1]}"
@@ -143,6 +144,7 @@ class AioConnection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
+        self.peer = self._peer_name()
         _set_nodelay(transport)
         self.core.initiate()
         self._flush()

@@ -235,8 +235,12 @@ class H2Connection:
 
     def send_headers(self, stream_id: int, headers: Headers, end_stream: bool = False) -> None:
         """Response headers, or (``end_stream``) trailers; trailers wait behind queued data."""
+        self.send_header_block(stream_id, self._encoder.encode(headers), end_stream)
+
+    def send_header_block(self, stream_id: int, block: bytes, end_stream: bool = False) -> None:
+        """``send_headers`` with a block already encoded by ``HeaderEncoder`` (it uses no
+        connection state, so a constant block can be encoded once for every connection)."""
         stream = self._writable(stream_id)
-        block = self._encoder.encode(headers)
         self.ping_strikes = 0
         stream.response_started = True
         if end_stream:

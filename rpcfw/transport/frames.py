@@ -107,13 +107,10 @@ def data_frame(stream_id: int, data: bytes, end_stream: bool = False) -> bytes:
 
 def headers_frames(stream_id: int, block: bytes, end_stream: bool, max_frame_size: int) -> bytes:
     """A HEADERS frame, followed by CONTINUATION frames when ``block`` exceeds one frame."""
-    flags = Flag.END_STREAM if end_stream else 0
+    flags = 1 if end_stream else 0  # END_STREAM (plain ints: no IntFlag arithmetic here)
     if len(block) <= max_frame_size:
         length = len(block)
-        return (
-            _HEADER_PACK(length >> 16, length & 0xFFFF, 1, flags | Flag.END_HEADERS, stream_id)
-            + block
-        )
+        return _HEADER_PACK(length >> 16, length & 0xFFFF, 1, flags | 4, stream_id) + block
     chunks = [block[i : i + max_frame_size] for i in range(0, len(block), max_frame_size)]
     out = [frame(FrameType.HEADERS, flags, stream_id, chunks[0])]
     for chunk in chunks[1:-1]:

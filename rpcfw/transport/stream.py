@@ -101,8 +101,8 @@ class Stream:
         self.released = False
         #: called with the error when the stream ends abnormally (a server wakes its handler)
         self.watcher: Callable[[Exception], None] | None = None
-        self._reader = io.new_waker()
-        self._writer = io.new_waker()
+        self._reader: Waker | None = None  # made when a task first has to wait
+        self._writer: Waker | None = None
 
     def __repr__(self) -> str:
         return f"<Stream {self.id} buffered={len(self._buf)} end={self.end_received}>"
@@ -111,29 +111,40 @@ class Stream:
     def on_headers(self, headers: Headers, end_stream: bool) -> None:
         self.headers = headers
         self.end_received = end_stream
-        self._reader.wake()
+        if self._reader is not None:
+            self._reader.wake()
 
     def on_data(self, data: bytes, end_stream: bool) -> None:
         self._buf += data
         if end_stream:
             self.end_received = True
-        self._reader.wake()
+        if self._reader is not None:
+            self._reader.wake()
 
     def on_trailers(self, headers: Headers) -> None:
         self.trailers = headers
         self.end_received = True
-        self._reader.wake()
+        if self._reader is not None:
+            self._reader.wake()
 
     def on_error(self, error: Exception) -> None:
         if self.error is None:
             self.error = error
             if self.watcher is not None:
                 self.watcher(error)
-        self._reader.wake()
-        self._writer.wake()
+        if self._reader is not None:
+            self._reader.wake()
+        if self._writer is not None:
+            self._writer.wake()
 
     def on_send_ready(self) -> None:
-        self._writer.wake()
+        if self._writer is not None:
+            self._writer.wake()
+
+    def _read_wait(self) -> Waker:
+        if self._reader is None:
+            self._reader = self._io.new_waker()
+        return self._reader
 
     # -- receiving -----------------------------------------------------------------------
     @property
@@ -171,7 +182,7 @@ class Stream:
             io.core.expect(self.id, size - len(self._buf))
             if io.core.has_data_to_send:
                 io.write_soon()
-            await self._reader.wait()
+            await self._read_wait().wait()
         return True
 
     async def wait_headers(self) -> Headers:
@@ -179,7 +190,7 @@ class Stream:
         while self.headers is None:
             if self.error is not None:
                 raise self.error
-            await self._reader.wait()
+            await self._read_wait().wait()
         return self.headers
 
     async def wait_end(self) -> None:
@@ -187,7 +198,7 @@ class Stream:
         while not self.end_received:
             if self.error is not None:
                 raise self.error
-            await self._reader.wait()
+            await self._read_wait().wait()
 
     # -- sending -------------------------------------------------------------------------
     def _check(self) -> None:
@@ -197,6 +208,12 @@ class Stream:
     def send_headers(self, headers: Headers, end_stream: bool = False) -> None:
         self._check()
         self._io.core.send_headers(self.id, headers, end_stream)
+        self._io.write_soon()
+
+    def send_header_block(self, block: bytes, end_stream: bool = False) -> None:
+        """``send_headers`` with a block from ``HeaderEncoder`` (see H2Connection)."""
+        self._check()
+        self._io.core.send_header_block(self.id, block, end_stream)
         self._io.write_soon()
 
     def send_data_nowait(self, data: bytes, end_stream: bool = False) -> None:
@@ -214,6 +231,8 @@ class Stream:
         io = self._io
         while io.core.pending_bytes(self.id):
             self._check()
+            if self._writer is None:
+                self._writer = io.new_waker()
             await self._writer.wait()
         self._check()
         await io.wait_writable()
