@@ -58,17 +58,18 @@ class ClientCall(Generic[ReqT, RespT]):
         "_conn",
         "_end_sent",
         "_headers",
+        "_headers_checked",
+        "_initial",
         "_max_recv",
         "_max_send",
         "_spec",
         "_started",
         "_stream",
         "_trailers_only",
+        "_trailing",
         "done",
         "guard",
-        "initial_metadata",
         "on_done",
-        "trailing_metadata",
     )
 
     def __init__(
@@ -89,8 +90,9 @@ class ClientCall(Generic[ReqT, RespT]):
         self._trailers_only = False
         self._end_sent = False
         self.done = False
-        self.initial_metadata: Metadata | None = None
-        self.trailing_metadata: Metadata | None = None
+        self._headers_checked = False
+        self._initial: Metadata | None = None
+        self._trailing: Metadata | None = None
         self.guard = CallGuard()
         self.on_done: Callable[[float, bool], None] | None = None
         self._started = time.monotonic()
@@ -100,6 +102,23 @@ class ClientCall(Generic[ReqT, RespT]):
                 deadline,
                 RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED),
             )
+
+    @property
+    def initial_metadata(self) -> Metadata | None:
+        """The server's response metadata, once its headers arrived (decoded on first use)."""
+        if self._initial is None and self._headers_checked and not self._trailers_only:
+            assert self._stream is not None and self._stream.headers is not None
+            self._initial = decode_metadata(self._stream.headers)
+        return self._initial
+
+    @property
+    def trailing_metadata(self) -> Metadata | None:
+        """The server's trailing metadata, once the call is done (decoded on first use)."""
+        if self._trailing is None and self.done and self._stream is not None:
+            answer = self._stream.trailers if not self._trailers_only else self._stream.headers
+            if answer is not None:
+                self._trailing = decode_metadata(answer)
+        return self._trailing
 
     @property
     def answered(self) -> bool:
@@ -115,8 +134,10 @@ class ClientCall(Generic[ReqT, RespT]):
             None if first is None else frame_message(first.SerializeToString(), self._max_send)
         )
         try:
-            with self.guard:
-                stream = await self._conn.open_stream(self._headers, end and payload is None)
+            stream = self._conn.try_open_stream(self._headers, end and payload is None)
+            if stream is None:  # at the server's stream limit: wait for a slot
+                with self.guard:
+                    stream = await self._conn.open_stream(self._headers, end and payload is None)
         except (ConnectionClosedError, RuntimeError):
             raise StreamRefusedError("connection closed before the call started") from None
         self._stream = stream
@@ -130,6 +151,8 @@ class ClientCall(Generic[ReqT, RespT]):
 
     async def _drain(self) -> None:
         assert self._stream is not None
+        if not self._stream.needs_drain:
+            return
         try:
             with self.guard:
                 await self._stream.drain()
@@ -165,8 +188,18 @@ class ClientCall(Generic[ReqT, RespT]):
 
     # -- receiving -----------------------------------------------------------------------
     async def recv_initial_metadata(self) -> Metadata:
-        if self.initial_metadata is not None:
-            return self.initial_metadata
+        """Wait for the response headers; raise the status of a trailers-only error answer."""
+        if not self._headers_checked:
+            await self._check_headers()
+        metadata = self.initial_metadata
+        return Metadata() if metadata is None else metadata
+
+    async def check_accepted(self) -> None:
+        """Wait for the response headers (raises a trailers-only error answer's status)."""
+        if not self._headers_checked:
+            await self._check_headers()
+
+    async def _check_headers(self) -> None:
         stream = self._stream
         assert stream is not None
         headers = stream.headers
@@ -189,17 +222,16 @@ class ClientCall(Generic[ReqT, RespT]):
             raise status_from_http(str(http_status))
         if has_status:  # trailers-only response: the whole answer is in these headers
             self._trailers_only = True
-            self.initial_metadata = Metadata()
-            self.trailing_metadata = decode_metadata(headers)
+            self._headers_checked = True
+            self._initial = Metadata()
             self.done = True
             error = status_from_headers(headers)
             if error is not None:
                 raise error
-            return self.initial_metadata
+            return
         if not is_grpc_content_type(content_type):
             raise RpcError(Status.UNKNOWN, f"invalid content-type {content_type!r}")
-        self.initial_metadata = decode_metadata(headers)
-        return self.initial_metadata
+        self._headers_checked = True
 
     async def _fill(self, size: int) -> bool:
         stream = self._stream
@@ -216,8 +248,8 @@ class ClientCall(Generic[ReqT, RespT]):
 
     async def recv(self) -> RespT | None:
         """The next message, or None once the server has ended its stream."""
-        if self.initial_metadata is None:
-            await self.recv_initial_metadata()
+        if not self._headers_checked:
+            await self._check_headers()
         if self._trailers_only:
             return None
         stream = self._stream
@@ -256,7 +288,6 @@ class ClientCall(Generic[ReqT, RespT]):
                 self.done = True
                 raise RpcError(Status.INTERNAL, "server ended the stream without trailers")
         self.done = True
-        self.trailing_metadata = decode_metadata(stream.trailers)
         error = status_from_headers(stream.trailers)
         if error is not None:
             raise error

@@ -59,6 +59,13 @@ class ClientConnection:
             and self.protocol.is_open()
         )
 
+    def try_open_stream(self, headers: Headers, end_stream: bool) -> Stream | None:
+        """A new stream now, or None when the caller must wait (``open_stream``)."""
+        protocol = self.protocol
+        if protocol is None or not protocol.core.can_open_stream():
+            return None
+        return protocol.open_stream(headers, end_stream)
+
     async def open_stream(self, headers: Headers, end_stream: bool) -> Stream:
         """A new stream; waits while the server's MAX_CONCURRENT_STREAMS is reached."""
         protocol = self.protocol

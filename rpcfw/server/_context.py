@@ -124,12 +124,14 @@ class CallContext:
             self._headers_sent = True
             if not self._initial:  # trailers-only response
                 stream.send_headers(_RESPONSE_HEADERS + trailers, end_stream=True)
-                await stream.drain()
+                if stream.needs_drain:
+                    await stream.drain()
                 return
             # initial metadata the handler set is not dropped (grpc-go and grpc-core send it too)
             stream.send_headers(_RESPONSE_HEADERS + self._initial)
         stream.send_headers(trailers, end_stream=True)
-        await stream.drain()
+        if stream.needs_drain:
+            await stream.drain()
 
     async def send_unary(self, payload: bytes) -> None:
         """Headers, message and OK trailers queued together: one socket write."""
@@ -147,7 +149,8 @@ class CallContext:
             stream.send_headers(trailers_for(Status.OK, None, self._trailing), end_stream=True)
         else:
             stream.send_header_block(_OK_TRAILERS_BLOCK, end_stream=True)
-        await stream.drain()
+        if stream.needs_drain:
+            await stream.drain()
 
     @property
     def headers_sent(self) -> bool:

@@ -321,6 +321,10 @@ class AioConnection(asyncio.Protocol):
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
 
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
     async def wait_writable(self) -> None:
         if self.closed:
             raise ConnectionLostError(self.close_reason)

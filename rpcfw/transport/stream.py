@@ -65,6 +65,9 @@ class StreamIO(Protocol):
 
     def write_soon(self) -> None: ...
 
+    @property
+    def write_paused(self) -> bool: ...
+
     async def wait_writable(self) -> None: ...
 
     def new_waker(self) -> Waker: ...
@@ -225,6 +228,12 @@ class Stream:
     async def send_data(self, data: bytes, end_stream: bool = False) -> None:
         self.send_data_nowait(data, end_stream)
         await self.drain()
+
+    @property
+    def needs_drain(self) -> bool:
+        """Output of this stream is queued, or the socket is not taking more: ``drain()``
+        would wait."""
+        return bool(self._io.core.pending_bytes(self.id)) or self._io.write_paused
 
     async def drain(self) -> None:
         """Until this stream's queued output is sent and the socket takes more."""
