@@ -14,10 +14,11 @@ __all__ = ["CallGuard"]
 
 
 class CallGuard:
-    __slots__ = ("_tasks", "_timer", "error")
+    __slots__ = ("_cancelled", "_tasks", "_timer", "error")
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[object]] = set()
+        self._cancelled: set[asyncio.Task[object]] = set()  # tasks this guard cancelled
         self.error: BaseException | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -39,10 +40,15 @@ class CallGuard:
         if task is not None:
             self._tasks.discard(task)
         error = self.error
-        if error is not None and exc is not None and exc is not error:
-            if isinstance(exc, asyncio.CancelledError) and task is not None:
-                task.uncancel()
-            raise error from None
+        if error is None or exc is None or exc is error:
+            return
+        if isinstance(exc, asyncio.CancelledError):
+            if task is None or task not in self._cancelled:
+                return  # somebody else cancelled the caller: let it propagate
+            self._cancelled.discard(task)
+            if task.uncancel() > 0:
+                return  # the caller was also cancelled from outside: that wins
+        raise error from None
 
     def cancel(self, error: BaseException) -> None:
         """End the call with ``error``; the first error wins."""
@@ -50,6 +56,7 @@ class CallGuard:
             return
         self.error = error
         for task in self._tasks:
+            self._cancelled.add(task)
             task.cancel()
 
     def set_deadline(

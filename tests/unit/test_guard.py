@@ -58,3 +58,23 @@ async def test_closed_guard_deadline_never_fires() -> None:
     guard.close()
     await asyncio.sleep(0.03)
     assert guard.error is None
+
+
+async def test_guard_keeps_a_callers_cancellation_that_arrives_with_its_own() -> None:
+    """Fault: the caller's task is cancelled from outside in the same instant the guard ends
+    the call (deadline, reset): the caller's cancellation must not be swallowed."""
+    guard = CallGuard()
+    entered = asyncio.Event()
+
+    async def wait() -> None:
+        with guard:
+            entered.set()
+            await asyncio.sleep(10)
+
+    task = asyncio.create_task(wait())
+    await entered.wait()
+    task.cancel()  # the caller's own cancellation
+    guard.cancel(Boom("deadline"))  # and the guard's, before the task runs again
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
