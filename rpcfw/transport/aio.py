@@ -19,21 +19,10 @@ import socket
 from typing import Protocol as TypingProtocol
 
 from .connection import H2Connection
-from .events import (
-    ConnectionTerminated,
-    DataReceived,
-    GoAwayReceived,
-    PingAcked,
-    RequestReceived,
-    ResponseReceived,
-    SendReady,
-    SettingsReceived,
-    StreamReset,
-    TrailersReceived,
-)
+from .driver import KEEPALIVE_PING, EventDispatch
 from .frames import ErrorCode
 from .keepalive import KeepaliveAction, KeepaliveConfig, keepalive_step
-from .stream import ConnectionLostError, Stream, StreamResetError
+from .stream import ConnectionLostError, Stream
 
 __all__ = ["AioConnection", "ConnectionOwner", "MAX_QUEUED_CONTROL_REPLIES"]
 
@@ -42,7 +31,6 @@ Headers = list[tuple[str, str]]
 #: control replies (PING/SETTINGS acks) a peer that does not read may make us queue before we
 #: stop reading from it (grpc-go's maxQueuedTransportResponseFrames)
 MAX_QUEUED_CONTROL_REPLIES = 50
-_KEEPALIVE_PING = b"rpcfwka\x00"
 
 
 class ConnectionOwner(TypingProtocol):
@@ -93,7 +81,7 @@ def _set_nodelay(transport: asyncio.BaseTransport) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class AioConnection(asyncio.Protocol):
+class AioConnection(EventDispatch, asyncio.Protocol):
     """One HTTP/2 connection on an asyncio transport (client or server, as ``core`` is)."""
 
     def __init__(
@@ -174,7 +162,7 @@ class AioConnection(asyncio.Protocol):
         if action is KeepaliveAction.SEND_PING:
             self._ping_sent_at = now
             self.keepalive_pings_sent += 1
-            self.ping(_KEEPALIVE_PING)
+            self.ping(KEEPALIVE_PING)
         elif self._ping_sent_at is not None and self.last_read >= self._ping_sent_at:
             self._ping_sent_at = None
         self._keepalive_timer = self.loop.call_at(wake_at, self._keepalive_tick)
@@ -182,6 +170,12 @@ class AioConnection(asyncio.Protocol):
     def _handshake_expired(self) -> None:
         if not self.handshake_done:
             self.close(ErrorCode.PROTOCOL_ERROR, "handshake timeout")
+
+    def _handshake_completed(self) -> None:
+        self.handshake_done = True
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
 
     def _keepalive_acked(self) -> None:
         """Our keepalive PING was answered: the next one is due a full period from now."""
@@ -195,64 +189,7 @@ class AioConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
         events = self.core.receive(data)
-        new: list[Stream] | None = None
-        terminated: ConnectionTerminated | None = None
-        streams = self.streams
-        for event in events:
-            kind = type(event)
-            if kind is DataReceived:
-                stream = streams.get(event.stream_id)  # type: ignore[attr-defined]
-                if stream is not None:
-                    stream.on_data(event.data, event.end_stream)  # type: ignore[attr-defined]
-            elif kind is RequestReceived:
-                assert isinstance(event, RequestReceived)
-                stream = Stream(self, event.stream_id)
-                stream.headers = event.headers
-                stream.end_received = event.end_stream
-                streams[event.stream_id] = stream
-                if new is None:
-                    new = []
-                new.append(stream)
-            elif kind is ResponseReceived:
-                assert isinstance(event, ResponseReceived)
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream.on_headers(event.headers, event.end_stream)
-            elif kind is TrailersReceived:
-                assert isinstance(event, TrailersReceived)
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream.on_trailers(event.headers)
-            elif kind is StreamReset:
-                assert isinstance(event, StreamReset)
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream.on_error(
-                        StreamResetError(event.error_code, event.remote, event.message)
-                    )
-            elif kind is SendReady:
-                stream = streams.get(event.stream_id)  # type: ignore[attr-defined]
-                if stream is not None:
-                    stream.on_send_ready()
-            elif kind is SettingsReceived:
-                assert isinstance(event, SettingsReceived)
-                if event.first:
-                    self.handshake_done = True
-                    if self._handshake_timer is not None:
-                        self._handshake_timer.cancel()
-                        self._handshake_timer = None
-            elif kind is PingAcked:
-                assert isinstance(event, PingAcked)
-                if event.data == _KEEPALIVE_PING:
-                    self._keepalive_acked()
-                else:
-                    self.owner.on_ping_ack(self, event.data)
-            elif kind is GoAwayReceived:
-                assert isinstance(event, GoAwayReceived)
-                self.owner.on_goaway(self, event.last_stream_id, event.error_code)
-            elif kind is ConnectionTerminated:
-                assert isinstance(event, ConnectionTerminated)
-                terminated = event
+        new, terminated = self._dispatch(events)
         if new is not None:
             for stream in new:
                 if stream.error is None:

@@ -1,0 +1,104 @@
+"""What both IO layers share: turning the core's events into stream and owner callbacks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .connection import H2Connection
+from .events import (
+    ConnectionTerminated,
+    DataReceived,
+    Event,
+    GoAwayReceived,
+    PingAcked,
+    RequestReceived,
+    ResponseReceived,
+    SendReady,
+    SettingsReceived,
+    StreamReset,
+    TrailersReceived,
+)
+from .stream import Stream, StreamResetError
+
+if TYPE_CHECKING:
+    from .aio import ConnectionOwner
+
+__all__ = ["KEEPALIVE_PING", "EventDispatch"]
+
+#: the payload of keepalive PINGs (their acks are the IO layer's, not the owner's)
+KEEPALIVE_PING = b"rpcfwka\x00"
+
+
+class EventDispatch:
+    """Mixin of an IO layer: ``core``, ``owner`` and ``streams`` are the layer's."""
+
+    core: H2Connection
+    owner: ConnectionOwner
+    streams: dict[int, Stream]
+    handshake_done: bool
+
+    def _handshake_completed(self) -> None:
+        self.handshake_done = True
+
+    def _keepalive_acked(self) -> None: ...
+
+    def _dispatch(self, events: list[Event]) -> tuple[list[Stream] | None, Any]:
+        """Apply ``events``; returns the new request streams (to start after the whole read,
+        so a stream reset in the same read costs no handler) and a ConnectionTerminated."""
+        new: list[Stream] | None = None
+        terminated: ConnectionTerminated | None = None
+        conn: Any = self
+        streams = self.streams
+        for event in events:
+            kind = type(event)
+            if kind is DataReceived:
+                stream = streams.get(event.stream_id)  # type: ignore[attr-defined]
+                if stream is not None:
+                    stream.on_data(event.data, event.end_stream)  # type: ignore[attr-defined]
+            elif kind is RequestReceived:
+                assert isinstance(event, RequestReceived)
+                stream = Stream(conn, event.stream_id)
+                stream.headers = event.headers
+                stream.end_received = event.end_stream
+                streams[event.stream_id] = stream
+                if new is None:
+                    new = []
+                new.append(stream)
+            elif kind is ResponseReceived:
+                assert isinstance(event, ResponseReceived)
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.on_headers(event.headers, event.end_stream)
+            elif kind is TrailersReceived:
+                assert isinstance(event, TrailersReceived)
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.on_trailers(event.headers)
+            elif kind is StreamReset:
+                assert isinstance(event, StreamReset)
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.on_error(
+                        StreamResetError(event.error_code, event.remote, event.message)
+                    )
+            elif kind is SendReady:
+                stream = streams.get(event.stream_id)  # type: ignore[attr-defined]
+                if stream is not None:
+                    stream.on_send_ready()
+            elif kind is SettingsReceived:
+                assert isinstance(event, SettingsReceived)
+                if event.first:
+                    self._handshake_completed()
+            elif kind is PingAcked:
+                assert isinstance(event, PingAcked)
+                if event.data == KEEPALIVE_PING:
+                    self._keepalive_acked()
+                else:
+                    self.owner.on_ping_ack(conn, event.data)
+            elif kind is GoAwayReceived:
+                assert isinstance(event, GoAwayReceived)
+                self.owner.on_goaway(conn, event.last_stream_id, event.error_code)
+            elif kind is ConnectionTerminated:
+                assert isinstance(event, ConnectionTerminated)
+                terminated = event
+        return new, terminated
