@@ -20,17 +20,20 @@ from typing import Protocol as TypingProtocol
 
 from .connection import H2Connection
 from .driver import KEEPALIVE_PING, EventDispatch
+from .events import Event
 from .frames import ErrorCode
 from .keepalive import KeepaliveAction, KeepaliveConfig, keepalive_step
 from .stream import ConnectionLostError, Stream
 
-__all__ = ["AioConnection", "ConnectionOwner", "MAX_QUEUED_CONTROL_REPLIES"]
+__all__ = ["FRAMES_PER_SLICE", "MAX_QUEUED_CONTROL_REPLIES", "AioConnection", "ConnectionOwner"]
 
 Headers = list[tuple[str, str]]
 
 #: control replies (PING/SETTINGS acks) a peer that does not read may make us queue before we
 #: stop reading from it (grpc-go's maxQueuedTransportResponseFrames)
 MAX_QUEUED_CONTROL_REPLIES = 50
+#: frames processed before other connections get the event loop (a read may hold 50,000)
+FRAMES_PER_SLICE = 1000
 
 
 class ConnectionOwner(TypingProtocol):
@@ -107,6 +110,8 @@ class AioConnection(EventDispatch, asyncio.Protocol):
         self._flush_scheduled = False
         self._write_paused = False
         self._reading_paused = False
+        self._backlog_paused = False
+        self.backlog_slices = 0  # slices of huge reads deferred to later loop iterations
         self._replies_at_pause = 0
         self._writable: list[asyncio.Future[None]] = []
         self._slot_waiters: list[asyncio.Future[None]] = []
@@ -188,7 +193,19 @@ class AioConnection(EventDispatch, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_read = self.loop.time()
-        events = self.core.receive(data)
+        self._process(self.core.receive(data, FRAMES_PER_SLICE))
+
+    def _continue_backlog(self) -> None:
+        """The next slice of a huge read (other connections ran in between)."""
+        self.backlog_slices += 1
+        self._backlog_paused = False
+        if not self.closed and not self.core.closed:
+            self._process(self.core.receive(b"", FRAMES_PER_SLICE))
+        if not self._backlog_paused and not self._reading_paused and not self.closed:
+            assert self.transport is not None
+            self.transport.resume_reading()
+
+    def _process(self, events: list[Event]) -> None:
         new, terminated = self._dispatch(events)
         if new is not None:
             for stream in new:
@@ -202,6 +219,12 @@ class AioConnection(EventDispatch, asyncio.Protocol):
             return
         if self._slot_waiters and self.core.can_open_stream():
             self._wake_slot_waiters()
+        if self.core.backlog and not self._backlog_paused:
+            assert self.transport is not None
+            if not self._reading_paused:
+                self.transport.pause_reading()
+            self._backlog_paused = True
+            self.loop.call_soon(self._continue_backlog)
         if (
             self._write_paused
             and not self._reading_paused
@@ -209,7 +232,8 @@ class AioConnection(EventDispatch, asyncio.Protocol):
         ):
             self._reading_paused = True
             assert self.transport is not None
-            self.transport.pause_reading()
+            if not self._backlog_paused:
+                self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         return False  # close the transport
@@ -226,7 +250,8 @@ class AioConnection(EventDispatch, asyncio.Protocol):
                 future.set_result(None)
         if self._reading_paused and self.transport is not None:
             self._reading_paused = False
-            self.transport.resume_reading()
+            if not self._backlog_paused:
+                self.transport.resume_reading()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         for timer in (self._handshake_timer, self._keepalive_timer):

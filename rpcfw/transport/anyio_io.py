@@ -17,11 +17,13 @@ from typing import Protocol as TypingProtocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
-from .aio import MAX_QUEUED_CONTROL_REPLIES
+from .aio import FRAMES_PER_SLICE, MAX_QUEUED_CONTROL_REPLIES
 from .connection import H2Connection
 from .driver import KEEPALIVE_PING, EventDispatch
+from .events import Event
 from .frames import ErrorCode
 from .keepalive import KeepaliveAction, KeepaliveConfig, keepalive_step
 from .stream import ConnectionLostError, Stream
@@ -141,17 +143,14 @@ class AnyioConnection(EventDispatch):
             except _RECEIVE_ERRORS as exc:
                 return str(exc) or "connection closed by peer"
             self.last_read = anyio.current_time()
-            new, terminated = self._dispatch(self.core.receive(data))
-            if new is not None:
-                for stream in new:
-                    if stream.error is None:
-                        self.owner.on_request(self, stream)  # type: ignore[arg-type]
-                    else:  # reset within the same read: no handler
-                        stream.release()
-            self.write_soon()
-            if terminated is not None:
-                self.close_reason = f"{ErrorCode(terminated.error_code).name}: {terminated.debug}"
-                return self.close_reason
+            events = self.core.receive(data, FRAMES_PER_SLICE)
+            while True:
+                if self._process(events):
+                    return self.close_reason
+                if not self.core.backlog:
+                    break
+                await anyio.lowlevel.checkpoint()  # a huge read: let others run in between
+                events = self.core.receive(b"", FRAMES_PER_SLICE)
             if self.core.can_open_stream():
                 self._slot_waiter.wake()
             replies = self.core.control_replies
@@ -160,6 +159,21 @@ class AnyioConnection(EventDispatch):
             ):
                 await self._send_done.wait()  # the peer does not read: neither do we
         return self.close_reason or "closed"
+
+    def _process(self, events: list[Event]) -> bool:
+        """Apply one slice of events; True when the connection ended for an error."""
+        new, terminated = self._dispatch(events)
+        if new is not None:
+            for stream in new:
+                if stream.error is None:
+                    self.owner.on_request(self, stream)  # type: ignore[arg-type]
+                else:  # reset within the same read: no handler
+                    stream.release()
+        self.write_soon()
+        if terminated is not None:
+            self.close_reason = f"{ErrorCode(terminated.error_code).name}: {terminated.debug}"
+            return True
+        return False
 
     async def _write_loop(self) -> None:
         send = self._byte_stream.send

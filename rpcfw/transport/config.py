@@ -39,9 +39,12 @@ class H2Config:
     #: decoded size of one header block; more (an HPACK bomb) is a connection error
     max_decoded_header_size: int = 2 << 20
     #: server: RST_STREAMs a client may send for streams the server had not finished, as a token
-    #: bucket (burst, per second); beyond it: GOAWAY ENHANCE_YOUR_CALM
-    max_reset_burst: int = 1000
-    max_resets_per_second: float = 100.0
+    #: bucket (burst, per second); beyond it: GOAWAY ENHANCE_YOUR_CALM. The concurrent-handler
+    #: limit already bounds the work resets can cause; this only ends connections that reset far
+    #: more than a real client does (a client cancelling 1,000 calls/s for 20 s stays within it;
+    #: a Rapid Reset burst of 25,000 does not)
+    max_reset_burst: int = 10_000
+    max_resets_per_second: float = 1_000.0
     #: server: keepalive enforcement (gRPC's defaults): PINGs closer together than this are
     #: strikes; without calls in flight the interval is 2 hours unless pings are permitted
     min_ping_interval: float = 300.0

@@ -176,6 +176,15 @@ class H2Connection:
         return out[0] if len(out) == 1 else b"".join(out)
 
     @property
+    def backlog(self) -> bool:
+        """Complete frames are buffered that ``receive`` has not processed yet."""
+        buf = self._buf
+        if len(buf) < 9 or self.closed:
+            return False
+        high, low = buf[0], int.from_bytes(buf[1:3], "big")
+        return len(buf) >= 9 + ((high << 16) | low)
+
+    @property
     def has_data_to_send(self) -> bool:
         return bool(self._out)
 
@@ -265,7 +274,8 @@ class H2Connection:
             return
         size = len(data)
         window = min(self._conn_send_window, stream.send_window)
-        if size <= window and size <= self._peer_max_frame_size:  # the common case: one frame
+        # the common case: one frame (an empty one needs no window, RFC 9113 6.9.1)
+        if (size <= window or not size) and size <= self._peer_max_frame_size:
             self._conn_send_window -= size
             stream.send_window -= size
             self._out.append(data_frame(stream_id, data, end_stream))
@@ -305,6 +315,7 @@ class H2Connection:
         stream = self._streams.get(stream_id)
         if stream is None or stream.remote_closed or self.closed:
             return
+        size = min(size, MAX_WINDOW)  # a larger window is a FLOW_CONTROL_ERROR for the peer
         if stream.recv_window < size:
             increment = size - stream.recv_window
             stream.recv_window += increment
@@ -344,11 +355,17 @@ class H2Connection:
         if not self.closed:
             self.closed = True
             last = self.highest_inbound_stream_id
+            if self.goaway_sent_last is not None:  # a later GOAWAY must not raise it (6.8)
+                last = min(last, self.goaway_sent_last)
             self._out.append(goaway_frame(last, code, debug.encode()))
 
     # -- receiving -------------------------------------------------------------------------
-    def receive(self, data: bytes) -> list[Event]:
-        """Feed bytes read from the peer; returns what happened. Never raises for bad input."""
+    def receive(self, data: bytes, max_frames: int | None = None) -> list[Event]:
+        """Feed bytes read from the peer; returns what happened. Never raises for bad input.
+
+        With ``max_frames``, at most that many frames are processed; the rest stays buffered
+        (``backlog``) until the next call, so the IO layer can let other connections run
+        between slices of a huge read (50,000 SETTINGS frames in one read, say)."""
         if self.closed:
             return []
         events: list[Event] = []
@@ -367,7 +384,9 @@ class H2Connection:
                 offset = len(CONNECTION_PREFACE)
             size = len(buf)
             max_frame = self.config.max_frame_size
-            while size - offset >= 9:
+            budget = -1 if max_frames is None else max_frames
+            while size - offset >= 9 and budget:
+                budget -= 1
                 high, low, frame_type, flags, stream_id = _UNPACK_HEADER(buf, offset)
                 length = (high << 16) | low
                 if length > max_frame:
@@ -522,6 +541,8 @@ class H2Connection:
             if start + pad > len(payload):
                 raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid padding")
             payload = payload[start : len(payload) - pad]
+        if len(payload) > self.config.max_header_block_size:  # frames may be larger than it
+            raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
         end_stream = bool(flags & _END_STREAM)
         if flags & _END_HEADERS:
             self._header_block(stream_id, payload, end_stream, events)
@@ -813,7 +834,7 @@ class H2Connection:
         while pending:
             window = min(self._conn_send_window, stream.send_window)
             data, end_stream = pending[0]
-            if len(data) > window:
+            if data and len(data) > window:  # an empty frame needs no window
                 if window <= 0:
                     break
                 chunk = data[: min(window, max_frame)]
