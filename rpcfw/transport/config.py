@@ -16,8 +16,9 @@ class H2Config:
     Memory one connection can make the other side hold: about ``max_concurrent_streams`` x
     ``initial_window_size`` of received body bytes (the stream window is credited only as the
     application reads; a reader waiting for one large message opens its window to that
-    message's size, which the receive message limit bounds), plus one header block of at most
-    ``max_header_block_size`` bytes being assembled. No state is kept per closed stream.
+    message's size, which the receive message limit bounds), plus the fields of one header
+    block being decoded (at most ``max_header_list_size`` kept, one frame buffered) and the
+    HPACK table. No state is kept per closed stream.
     """
 
     #: SETTINGS_MAX_CONCURRENT_STREAMS; on a server also the number of handlers that may run at
@@ -35,9 +36,12 @@ class H2Config:
     #: SETTINGS_HEADER_TABLE_SIZE: HPACK dynamic table the peer may use
     header_table_size: int = 4096
     #: encoded size of one header block (HEADERS + CONTINUATION); more is a connection error
-    max_header_block_size: int = 1 << 20
+    #: (a CONTINUATION flood). A block in several frames is decoded as it arrives and values
+    #: too large to keep are skipped, so this bounds work, not memory: 1 MiB of metadata is
+    #: answered RESOURCE_EXHAUSTED on its stream and the connection lives
+    max_header_block_size: int = 4 << 20
     #: decoded size of one header block; more (an HPACK bomb) is a connection error
-    max_decoded_header_size: int = 2 << 20
+    max_decoded_header_size: int = 8 << 20
     #: server: RST_STREAMs a client may send for streams the server had not finished, as a token
     #: bucket (burst, per second); beyond it: GOAWAY ENHANCE_YOUR_CALM. The concurrent-handler
     #: limit already bounds the work resets can cause; this only ends connections that reset far

@@ -113,7 +113,6 @@ class H2Connection:
         self._decoder = HeaderDecoder(config.header_table_size, config.max_decoded_header_size)
         self._hb_stream = 0  # header block being assembled (HEADERS + CONTINUATION)
         self._hb_end_stream = False
-        self._hb_parts: list[bytes] = []
         self._hb_size = 0
         self._handlers: dict[int, Callable[[int, int, bytes, list[Event]], None]] = {
             FrameType.DATA: self._on_data,
@@ -132,6 +131,10 @@ class H2Connection:
         self._peer_initial_window = DEFAULT_WINDOW
         self._peer_max_frame_size = DEFAULT_MAX_FRAME_SIZE
         self.peer_max_header_list_size: int | None = None
+        #: RFC 7541 4.2: the peer lowered SETTINGS_HEADER_TABLE_SIZE below our encoder's table
+        #: size (4096 at first): the next header block starts with this size update (to 0)
+        self._encoder_table_size = 4096
+        self._table_size_update = b""
         # windows
         self._conn_send_window = DEFAULT_WINDOW
         self._conn_recv_window = config.connection_window_size
@@ -229,10 +232,16 @@ class H2Connection:
         self._streams[stream_id] = stream
         self._open_local += 1
         block = self._encoder.encode(headers)
-        self._out.append(headers_frames(stream_id, block, end_stream, self._peer_max_frame_size))
+        self._headers_out(stream_id, block, end_stream)
         if end_stream:
             stream.local_closed = stream.end_queued = True
         return stream_id
+
+    def _headers_out(self, stream_id: int, block: bytes, end_stream: bool) -> None:
+        if self._table_size_update:
+            block = self._table_size_update + block
+            self._table_size_update = b""
+        self._out.append(headers_frames(stream_id, block, end_stream, self._peer_max_frame_size))
 
     def _writable(self, stream_id: int) -> StreamState:
         if self.closed:
@@ -257,7 +266,7 @@ class H2Connection:
             if stream.pending:
                 stream.pending_trailers = block
                 return
-        self._out.append(headers_frames(stream_id, block, end_stream, self._peer_max_frame_size))
+        self._headers_out(stream_id, block, end_stream)
         if end_stream:
             self._local_end(stream)
 
@@ -545,12 +554,15 @@ class H2Connection:
             raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
         end_stream = bool(flags & _END_STREAM)
         if flags & _END_HEADERS:
-            self._header_block(stream_id, payload, end_stream, events)
+            self._header_block(stream_id, self._decode(payload), end_stream, events)
             return
+        # a block in several frames is decoded as it arrives: nothing but an unfinished field
+        # is buffered, and values too large to keep are skipped (see HeaderDecoder.feed)
         self._hb_stream = stream_id
         self._hb_end_stream = end_stream
-        self._hb_parts = [payload]
         self._hb_size = len(payload)
+        self._decoder.begin_block(self.config.max_header_list_size)
+        self._feed(payload)
 
     def _on_continuation(
         self, flags: int, stream_id: int, payload: bytes, events: list[Event]
@@ -560,22 +572,34 @@ class H2Connection:
         self._hb_size += len(payload)
         if self._hb_size > self.config.max_header_block_size:
             raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
-        self._hb_parts.append(payload)
+        self._feed(payload)
         if flags & _END_HEADERS:
-            block = b"".join(self._hb_parts)
             self._hb_stream = 0
-            self._hb_parts = []
-            self._header_block(stream_id, block, self._hb_end_stream, events)
+            try:
+                decoded = self._decoder.end_block()
+            except HeaderBlockError as exc:
+                raise _ConnectionError(ErrorCode.COMPRESSION_ERROR, f"HPACK: {exc}") from None
+            self._header_block(stream_id, decoded, self._hb_end_stream, events)
 
-    def _header_block(
-        self, stream_id: int, block: bytes, end_stream: bool, events: list[Event]
-    ) -> None:
+    def _decode(self, block: bytes) -> DecodedBlock:
         try:  # always decode: the HPACK table must stay in step even for refused streams
-            decoded = self._decoder.decode_block(block)
+            return self._decoder.decode_block(block)
         except HeaderBlockTooLarge:
             raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large") from None
         except HeaderBlockError as exc:
             raise _ConnectionError(ErrorCode.COMPRESSION_ERROR, f"HPACK: {exc}") from None
+
+    def _feed(self, fragment: bytes) -> None:
+        try:
+            self._decoder.feed(fragment)
+        except HeaderBlockTooLarge:
+            raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large") from None
+        except HeaderBlockError as exc:
+            raise _ConnectionError(ErrorCode.COMPRESSION_ERROR, f"HPACK: {exc}") from None
+
+    def _header_block(
+        self, stream_id: int, decoded: DecodedBlock, end_stream: bool, events: list[Event]
+    ) -> None:
         headers = decoded.headers
         stream = self._streams.get(stream_id)
         if stream is None:
@@ -636,7 +660,7 @@ class H2Connection:
             return
         if decoded.size > cfg.max_header_list_size:
             block = self._encoder.encode(OVERSIZED_METADATA_RESPONSE)
-            self._out.append(headers_frames(stream_id, block, True, self._peer_max_frame_size))
+            self._headers_out(stream_id, block, True)
             if not end_stream:
                 self._out.append(rst_stream_frame(stream_id, ErrorCode.NO_ERROR))
             return
@@ -735,7 +759,12 @@ class H2Connection:
                 raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "invalid ENABLE_PUSH")
         elif code == SettingCode.MAX_HEADER_LIST_SIZE:
             self.peer_max_header_list_size = value
-        # HEADER_TABLE_SIZE: our encoder never uses the dynamic table; unknown: ignored
+        elif code == SettingCode.HEADER_TABLE_SIZE and value < self._encoder_table_size:
+            # our encoder never uses the dynamic table, but a lowered limit must still be
+            # acknowledged by a size update in the next block: declare 0, once and for all
+            self._encoder_table_size = 0
+            self._table_size_update = b"\x20"
+        # HEADER_TABLE_SIZE not lowered, unknown settings: ignored
 
     def _on_window_update(
         self, flags: int, stream_id: int, payload: bytes, events: list[Event]
@@ -860,6 +889,6 @@ class H2Connection:
         self._blocked.pop(stream.id, None)
         if stream.pending_trailers is not None:
             block, stream.pending_trailers = stream.pending_trailers, None
-            self._out.append(headers_frames(stream.id, block, True, max_frame))
+            self._headers_out(stream.id, block, True)
             self._local_end(stream)
         return True

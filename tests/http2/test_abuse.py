@@ -257,10 +257,10 @@ async def test_hpack_bomb_is_a_connection_error(echo_pb: ModuleType) -> None:
 # -- 8. CONTINUATION flood ------------------------------------------------------------------------
 async def test_continuation_flood_is_goaway_before_the_block_ends(echo_pb: ModuleType) -> None:
     """HEADERS without END_HEADERS, then CONTINUATION frames (never END_HEADERS) totalling
-    1.25 MiB: the server cannot wait for the end of the block; it answers GOAWAY once the
-    block passes max_header_block_size."""
-    frames_sent = 80  # x 16 KiB
+    more than max_header_block_size: the server cannot wait for the end of the block; it
+    answers GOAWAY once the block passes that size."""
     config = H2Config()
+    frames_sent = config.max_header_block_size // MAX_FRAME + 8
     assert frames_sent * MAX_FRAME > config.max_header_block_size
     async with echo_server(echo_pb, http2=config) as server:
         async with raw_peer(server.port) as peer:
