@@ -295,6 +295,11 @@ class AioConnection(EventDispatch, asyncio.Protocol):
             self._writable.append(future)
             await future
 
+    async def flush_and_yield(self) -> None:
+        self._flush()
+        await asyncio.sleep(0)
+        await self.wait_writable()
+
     def new_waker(self) -> _AioWaker:
         return _AioWaker(self.loop)
 

@@ -263,6 +263,11 @@ class AnyioConnection(EventDispatch):
         while self._sending and not self.closed:
             await self._send_done.wait()
 
+    async def flush_and_yield(self) -> None:
+        self.write_soon()
+        await anyio.lowlevel.checkpoint()
+        await self.wait_writable()
+
     def new_waker(self) -> _AnyioWaker:
         return _AnyioWaker()
 

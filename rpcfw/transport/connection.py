@@ -188,6 +188,11 @@ class H2Connection:
         return len(buf) >= 9 + ((high << 16) | low)
 
     @property
+    def queued_frames(self) -> int:
+        """Chunks of output waiting for ``data_to_send()`` (roughly frames)."""
+        return len(self._out)
+
+    @property
     def has_data_to_send(self) -> bool:
         return bool(self._out)
 

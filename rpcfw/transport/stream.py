@@ -26,6 +26,9 @@ __all__ = [
 
 Headers = list[tuple[str, str]]
 
+#: frames a stream may queue before a sender that never waits is made to flush and yield
+OUTPUT_BATCH = 128
+
 
 class StreamResetError(Exception):
     """The stream was reset: by the peer (``remote``), by a GOAWAY that refused it, or by the
@@ -69,6 +72,8 @@ class StreamIO(Protocol):
     def write_paused(self) -> bool: ...
 
     async def wait_writable(self) -> None: ...
+
+    async def flush_and_yield(self) -> None: ...
 
     def new_waker(self) -> Waker: ...
 
@@ -226,8 +231,14 @@ class Stream:
         self._io.write_soon()
 
     async def send_data(self, data: bytes, end_stream: bool = False) -> None:
+        """Send body bytes; waits only when flow control or the socket holds them back."""
         self.send_data_nowait(data, end_stream)
-        await self.drain()
+        if self.needs_drain:
+            await self.drain()
+        elif self._io.core.queued_frames >= OUTPUT_BATCH:
+            # a sender that never waits (a generator yielding as fast as it can): write what
+            # is queued now, so socket backpressure can apply, and let others run
+            await self._io.flush_and_yield()
 
     @property
     def needs_drain(self) -> bool:
