@@ -16,6 +16,7 @@ from .base import (
     PickInfo,
     PickResult,
     SubchannelLike,
+    waits_for_call,
 )
 from .p2c import P2CBalancer, P2CConfig
 from .pick_first import PickFirstBalancer
@@ -49,4 +50,5 @@ __all__ = [
     "balancer_factory",
     "balancer_names",
     "register_balancer",
+    "waits_for_call",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "PickResult",
     "Picker",
     "SubchannelLike",
+    "waits_for_call",
 ]
 
 
@@ -76,7 +77,18 @@ class SubchannelLike(Protocol):
     def state(self) -> ConnectivityState: ...
 
     def request_connection(self) -> None:
-        """Start connecting if idle (no-op otherwise)."""
+        """Start connecting if idle (no-op otherwise). A subchannel that lost its connection
+        may only record the request and stay IDLE until a call needs it (see
+        :func:`waits_for_call`)."""
+
+
+def waits_for_call(subchannel: SubchannelLike) -> bool:
+    """The subchannel is IDLE, asked to connect, and waits for the next call to do it (it lost
+    its connection; a channel's real subchannels say so with ``connect_deferred``). Balancers
+    report IDLE rather than CONNECTING for it: nothing is connecting, the next call will."""
+    return subchannel.state is ConnectivityState.IDLE and (
+        getattr(subchannel, "connect_deferred", False) is True
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,8 @@ first that becomes READY.
   one to become READY wins.
 - Once one is READY the others are removed (no idle connections kept open).
 - When the chosen one is lost, or leaves the resolver's set, a new pass starts from the first.
+  A subchannel that lost its connection waits IDLE for the next call to reconnect it (see
+  :func:`~rpcfw.balancer.base.waits_for_call`); while the pass waits on one, the state is IDLE.
 - A resolver update that still contains the chosen endpoint changes nothing else.
 """
 
@@ -23,6 +25,7 @@ from .base import (
     PickInfo,
     PickResult,
     SubchannelLike,
+    waits_for_call,
 )
 from .subchannel_list import NoReadyPicker
 
@@ -30,6 +33,7 @@ __all__ = ["PickFirstBalancer", "PickFirstPicker"]
 
 _READY = ConnectivityState.READY
 _IDLE = ConnectivityState.IDLE
+_CONNECTING = ConnectivityState.CONNECTING
 _TF = ConnectivityState.TRANSIENT_FAILURE
 
 
@@ -85,8 +89,12 @@ class PickFirstBalancer(Balancer):
             if self._index >= 0 and self._current() is subchannel:
                 self._index += 1
                 self._try_current()
-        elif state is _IDLE and (self._index < 0 or self._current() is subchannel):
+        elif state is _IDLE and self._index < 0:
             subchannel.request_connection()
+        elif self._index >= 0 and self._current() is subchannel:  # IDLE or CONNECTING
+            if state is _IDLE:
+                subchannel.request_connection()
+            self._publish_connecting(subchannel)
 
     def resolver_error(self, error: Exception) -> None:
         if not self._endpoints and not self._closed:
@@ -120,7 +128,7 @@ class PickFirstBalancer(Balancer):
                 return
             if subchannel.state is not _TF:
                 subchannel.request_connection()
-                self._publish(ConnectivityState.CONNECTING, None)
+                self._publish_connecting(subchannel)
                 return
             self._index += 1  # still backing off from an earlier attempt: try the next one
         self._index = -1  # the pass failed: every subchannel retries, the first READY wins
@@ -128,6 +136,9 @@ class PickFirstBalancer(Balancer):
         for subchannel in list(self._subchannels.values()):
             if subchannel.state is _IDLE:
                 subchannel.request_connection()
+
+    def _publish_connecting(self, current: SubchannelLike) -> None:
+        self._publish(_IDLE if waits_for_call(current) else _CONNECTING, None)
 
     def _select(self, subchannel: SubchannelLike) -> None:
         self._selected = subchannel

@@ -7,7 +7,9 @@ and spread calls over the READY ones (round robin, weighted, p2c, ring hash).
 - Every subchannel is asked to connect, and again whenever it reports IDLE (a lost connection);
   the subchannel does its own backoff between attempts.
 - Aggregate state: READY if any is READY, else CONNECTING if any is CONNECTING or IDLE, else
-  TRANSIENT_FAILURE (also with no endpoints at all).
+  IDLE if some wait IDLE for a call to reconnect them (they lost their connection: see
+  :func:`~rpcfw.balancer.base.waits_for_call`), else TRANSIENT_FAILURE (also with no endpoints
+  at all).
 - A new picker is built by :meth:`build_picker` over the READY, non-ejected subchannels whenever
   that set or their attributes change; with nothing READY the picker returns None.
 - Outlier ejection (``outlier=None`` turns it off): each :class:`PickResult`'s ``on_done`` feeds
@@ -32,6 +34,7 @@ from .base import (
     PickInfo,
     PickResult,
     SubchannelLike,
+    waits_for_call,
 )
 
 __all__ = ["DEFAULT_OUTLIER", "NoReadyPicker", "SubchannelListBalancer"]
@@ -175,13 +178,16 @@ class SubchannelListBalancer(Balancer):
 
     # -- internals --------------------------------------------------------------------------
     def _aggregate(self) -> ConnectivityState:
-        connecting = False
+        connecting = idle = False
         for entry in self._entries.values():
-            if entry.state is _READY:
+            state = entry.state
+            if state is _READY:
                 return _READY
-            if entry.state is _CONNECTING or entry.state is _IDLE:
+            if state is _IDLE and waits_for_call(entry.subchannel):
+                idle = True
+            elif state is _CONNECTING or state is _IDLE:
                 connecting = True
-        return _CONNECTING if connecting else _TF
+        return _CONNECTING if connecting else _IDLE if idle else _TF
 
     def _eligible(self, now: float) -> list[_Entry]:
         ready = [e for e in self._entries.values() if e.state is _READY]

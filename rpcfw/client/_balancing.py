@@ -4,12 +4,16 @@ It is the balancer's helper (creates and removes subchannels, receives pickers) 
 the call path asks for a ready subchannel. Every resolver update, subchannel state change and
 timer reaches the balancer through ``_serialize``, one at a time and never re-entrantly, so
 balancers need no locks.
+
+Every pick also starts the connections that subchannels deferred after losing theirs (they wait
+IDLE for a call, as gRPC's idle channel does). ``close`` shuts down every subchannel it ever
+made, the ones the balancer removed and left draining included, and waits for their tasks and
+connections; cancelling a caller of ``close`` stops only its wait.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -40,6 +44,9 @@ __all__ = ["BalancingCore"]
 
 log = logging.getLogger("rpcfw.client")
 
+#: how long ``close`` lets connections say goodbye (GOAWAY, socket close) before aborting them
+_CLOSE_GRACE = 5.0
+
 BalancerFactory = Callable[[Any], Balancer]
 
 
@@ -62,6 +69,9 @@ class BalancingCore:
         self.balancer: Balancer | None = None
         self.resolver: Resolver | None = None
         self.subchannels: set[Subchannel] = set()
+        self._draining: set[Subchannel] = set()  # removed by the balancer, not closed yet
+        self._deferred: set[Subchannel] = set()  # IDLE, waiting for a call to connect
+        self._closing: asyncio.Task[None] | None = None
         self.picker: Picker | None = None
         self.state = ConnectivityState.IDLE
         self._picker_changed = asyncio.Event()
@@ -129,7 +139,12 @@ class BalancingCore:
     # -- BalancerHelper ------------------------------------------------------------------
     def create_subchannel(self, endpoint: Endpoint) -> SubchannelLike:
         subchannel = Subchannel(
-            endpoint, self._config, self._backoff, self._on_subchannel_state, health=self._health
+            endpoint,
+            self._config,
+            self._backoff,
+            self._on_subchannel_state,
+            health=self._health,
+            on_deferred=self._on_deferred,
         )
         self.subchannels.add(subchannel)
         return subchannel
@@ -137,7 +152,12 @@ class BalancingCore:
     def remove_subchannel(self, subchannel: SubchannelLike) -> None:
         assert isinstance(subchannel, Subchannel)
         self.subchannels.discard(subchannel)
+        self._deferred.discard(subchannel)
         subchannel.shutdown(drain=True)
+        # kept until closed, so that close() can cut what is still draining
+        self._draining = {s for s in self._draining if not s.closed}
+        if not subchannel.closed:
+            self._draining.add(subchannel)
 
     def update_picker(self, state: ConnectivityState, picker: Picker) -> None:
         self.state = state
@@ -169,23 +189,34 @@ class BalancingCore:
         ready, or fails fast with UNAVAILABLE when the channel is in TRANSIENT_FAILURE and the
         caller did not ask to wait."""
         if not self._started:
+            if self.closed:  # never start a resolver (and its tasks) after close
+                raise ChannelClosedError()
             self._start()
         loop = asyncio.get_running_loop()
         while True:
+            changed = self._picker_changed  # set by any picker published from here on
             if self.closed:
                 raise ChannelClosedError()
+            if self._deferred:
+                self._connect_deferred()
             picker = self.picker
             if picker is not None:
                 result = picker.pick(info)
                 if result is not None:
-                    conn = getattr(result.subchannel, "connection", None)
+                    subchannel = result.subchannel
+                    conn = getattr(subchannel, "connection", None)
                     if conn is not None and conn.ready:
                         return conn, result
                     if result.on_done is not None:
                         result.on_done(0.0, False)  # raced with a state change: pick again
+                    if conn is not None and isinstance(subchannel, Subchannel):
+                        # dead but its loss not reported yet: drop it now, so that a new
+                        # picker comes instead of this call waiting for news that may be late
+                        subchannel.check_connection(conn)
                 elif self.state is ConnectivityState.TRANSIENT_FAILURE and not wait_for_ready:
                     raise self._unavailable()
-            changed = self._picker_changed
+            if changed.is_set():
+                continue  # a new picker came meanwhile: use it
             try:
                 if deadline is None:
                     await changed.wait()
@@ -194,18 +225,46 @@ class BalancingCore:
             except TimeoutError:
                 raise RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED) from None
 
+    def _on_deferred(self, subchannel: Subchannel) -> None:
+        self._deferred.add(subchannel)
+
+    def _connect_deferred(self) -> None:
+        """A call is here: connect the subchannels that wait IDLE for one."""
+        deferred, self._deferred = self._deferred, set()
+        for subchannel in deferred:
+            if subchannel in self.subchannels:
+                subchannel.connect_now()
+
     async def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._picker_changed.set()  # wake waiting calls: they see the channel closed
-        if self.balancer is not None:
-            self.balancer.close()
-        if self.resolver is not None:
-            await self.resolver.close()
-        for subchannel in list(self.subchannels):
-            subchannel.shutdown(drain=False)
-        for subchannel in list(self.subchannels):
-            with contextlib.suppress(Exception):
-                await subchannel.wait_closed()
-        self.subchannels.clear()
+        """Close every connection (calls still running fail) and wait until every task and
+        connection of the channel is gone. Callable more than once, from several tasks: each
+        waits for the same closing, and cancelling one caller cancels only its wait."""
+        if self._closing is None:
+            self.closed = True
+            self._picker_changed.set()  # wake waiting calls: they see the channel closed
+            if self.balancer is not None:
+                self.balancer.close()
+            subchannels = [*self.subchannels, *self._draining]
+            self.subchannels.clear()
+            self._draining.clear()
+            self._deferred.clear()
+            for subchannel in subchannels:
+                subchannel.shutdown(drain=False)
+            self._closing = asyncio.get_running_loop().create_task(self._finish(subchannels))
+        await asyncio.shield(self._closing)
+
+    async def _finish(self, subchannels: list[Subchannel]) -> None:
+        try:
+            if self.resolver is not None:
+                await self.resolver.close()
+        finally:
+            try:
+                async with asyncio.timeout(_CLOSE_GRACE):  # liveness bound: a stuck socket
+                    for subchannel in subchannels:
+                        await subchannel.wait_closed()
+            except TimeoutError:
+                log.warning("connections still closing after %ss: aborting them", _CLOSE_GRACE)
+                for subchannel in subchannels:
+                    subchannel.abort()
+                for subchannel in subchannels:
+                    await subchannel.wait_closed()

@@ -26,14 +26,28 @@ from ..errors import RpcError, StreamRefusedError
 from ..metadata import encode_metadata, encode_timeout
 from ..policy.backoff import BackoffConfig
 from ..resolver.target import parse_target
+from ..transport import ConnectionLostError, TransportError
 from ._balancing import BalancingCore
-from ._call import DEADLINE_EXCEEDED, ClientCall
+from ._call import DEADLINE_EXCEEDED, ClientCall, is_connection_failure
+from ._connection import ClientConnection
 from ._streams import BidiStream, send_all
 from ._subchannel import HealthCheck
 
 __all__ = ["Channel"]
 
 log = logging.getLogger("rpcfw.client")
+
+
+_LOST_BEFORE_START = "connection lost before the call started"
+
+
+def _opened_after_loss(call: ClientCall[Any, Any], conn: ClientConnection) -> bool:
+    """The call's stream was opened on a connection whose loss had happened but had not been
+    seen yet (a stream slot freed in the same instant): no byte of it left, since a lost
+    connection writes nothing, and the loss never reached the stream, which would wait forever."""
+    protocol = conn.protocol
+    stream = call._stream
+    return protocol is not None and protocol.closed and stream is not None and stream.error is None
 
 
 class Channel:
@@ -100,7 +114,10 @@ class Channel:
         await self.close()
 
     async def close(self) -> None:
-        """Close every connection; calls still running fail with UNAVAILABLE."""
+        """Close every connection (those still draining endpoints the resolver removed too);
+        calls still running fail with UNAVAILABLE. Returns once every connection is closed and
+        every task the channel started has ended. Safe to call again; cancelling a caller
+        cancels only its wait (the closing goes on)."""
         await self._core.close()
 
     @property
@@ -131,8 +148,10 @@ class Channel:
         end: bool,
         deadline: float | None,
     ) -> ClientCall[ReqT, RespT]:
-        """Pick an endpoint and start the call; a stream refused before it reached the server
-        (GOAWAY race, REFUSED_STREAM) is retried once, transparently, on a fresh pick."""
+        """Pick an endpoint and start the call. A call that never reached the server is
+        retried once, transparently, on a fresh pick: a stream refused (GOAWAY race,
+        REFUSED_STREAM), or one whose connection died between the pick and the stream's
+        opening (nothing of it was written)."""
         wait = options.get("wait_for_ready")
         wait_for_ready = self._wait_for_ready if wait is None else wait
         key = options.get("hash_key")
@@ -143,9 +162,18 @@ class Channel:
             call = ClientCall(conn, spec, headers, deadline, self._max_recv, self._max_send)
             call.on_done = picked.on_done
             try:
-                await call.start(first, end=end)
+                try:
+                    await call.start(first, end=end)
+                except (ConnectionLostError, TransportError) as exc:  # lost waiting for a slot
+                    raise StreamRefusedError(f"{_LOST_BEFORE_START}: {exc}") from None
+                except RpcError as exc:
+                    if not (is_connection_failure(exc) and _opened_after_loss(call, conn)):
+                        raise
+                    raise StreamRefusedError(_LOST_BEFORE_START) from None
+                if _opened_after_loss(call, conn):
+                    raise StreamRefusedError(_LOST_BEFORE_START)
                 if first is not None and end:  # request fully sent: wait to see it accepted
-                    await call.recv_initial_metadata()
+                    await call.check_accepted()
                 return call
             except StreamRefusedError as exc:
                 call.close(exc)

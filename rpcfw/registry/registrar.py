@@ -8,7 +8,6 @@ key at once, so watchers see the instances leave before the server starts draini
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -81,11 +80,13 @@ class LeaseRegistrar(Registrar):
             await asyncio.sleep(backoff.next_delay())
 
     async def deregister(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task = self._task
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])  # never swallows a cancellation of our caller
             self._task = None
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.error("registry keepalive failed", exc_info=exc)
         lease, self.lease = self.lease, None
         self.registered.clear()
         if lease is not None:

@@ -72,10 +72,13 @@ class DnsResolver(Resolver):
             await asyncio.sleep(max(0.0, self.min_interval - (loop.time() - started)))
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task = self._task
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])  # never swallows a cancellation of our caller
+            self._task = None
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.error("dns resolver of %s failed", self.address.host, exc_info=exc)
 
     @property
     def authority(self) -> str:

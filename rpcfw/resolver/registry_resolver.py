@@ -11,7 +11,6 @@ within ``coalesce`` seconds reach the balancer as one update.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -117,10 +116,13 @@ class RegistryResolver(Resolver):
     async def close(self) -> None:
         if self._push is not None:
             self._push.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task = self._task
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])  # never swallows a cancellation of our caller
+            self._task = None
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                log.error("registry resolver of %s failed", self.service, exc_info=exc)
         if self._close_client is not None:
             result = self._close_client()
             if asyncio.iscoroutine(result):
