@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from ..transport import AioConnection, H2Config, H2Connection, Stream
+from ..transport import AioConnection, ConnectionLostError, H2Config, H2Connection, Stream
 
 __all__ = ["ClientConnection"]
 
@@ -48,6 +48,13 @@ class ClientConnection:
         self.protocol = protocol
         if self.closed:  # closed while connecting
             protocol.close()
+            return
+        # READY only once the server's SETTINGS arrived, as gRPC: a socket alone is no server (a
+        # dying process's kernel may still accept connections)
+        try:
+            await protocol.wait_handshake()
+        except ConnectionLostError as exc:
+            raise OSError(f"connection lost during the HTTP/2 handshake: {exc}") from None
 
     @property
     def ready(self) -> bool:

@@ -161,4 +161,4 @@ class ServerConnection:
         if reason.startswith("ENHANCE_YOUR_CALM"):
             stats.connections_ended_for_abuse += 1
             log.warning("closed connection from %s: %s", conn.peer, reason)
-        self.server._connections.discard(self)
+        self.server._connection_closed(self)

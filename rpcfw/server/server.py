@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_SERVER_KEEPALIVE", "Server", "ServerStats"]
 
 #: gRPC's server default: ping a client quiet for 2 hours, close if no answer in 20 s
+_CLOSE_LINGER = 1.0  # how long a stopped server lets closing sockets flush before aborting
 DEFAULT_SERVER_KEEPALIVE = KeepaliveConfig(
     time=2 * 60 * 60.0, timeout=20.0, permit_without_calls=True
 )
@@ -101,6 +102,7 @@ class Server:
         self._keepalive = keepalive
         self._connection_age = connection_age or ConnectionAge()
         self.stats = ServerStats()
+        self._connections_gone: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
         self._stopped: asyncio.Event | None = None
@@ -132,6 +134,11 @@ class Server:
                 total.resets_received += conn.protocol.core.resets_received
                 total.streams_refused += conn.protocol.core.streams_refused
         return total
+
+    def _connection_closed(self, conn: ServerConnection) -> None:
+        self._connections.discard(conn)
+        if not self._connections and self._connections_gone is not None:
+            self._connections_gone.set()
 
     @property
     def open_connections(self) -> int:
@@ -246,5 +253,14 @@ class Server:
         for conn in list(self._connections):  # accepted while we were closing
             if conn.protocol is not None:
                 conn.protocol.close()
+        if self._connections:  # sockets still flushing their last bytes to a slow peer
+            self._connections_gone = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLOSE_LINGER):
+                    await self._connections_gone.wait()
+            for conn in list(self._connections):
+                if conn.protocol is not None:
+                    conn.protocol.abort()
+            await asyncio.sleep(0)  # their connection_lost callbacks run now
         self._stopped.set()
         log.info("stopped %s:%s", self.host, self.port)

@@ -107,6 +107,7 @@ class AioConnection(EventDispatch, asyncio.Protocol):
         self.handshake_done = False
         self._handshake_timeout = handshake_timeout
         self._handshake_timer: asyncio.TimerHandle | None = None
+        self._handshake_waiter: asyncio.Future[None] | None = None
         self._flush_scheduled = False
         self._write_paused = False
         self._reading_paused = False
@@ -181,6 +182,18 @@ class AioConnection(EventDispatch, asyncio.Protocol):
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        if self._handshake_waiter is not None and not self._handshake_waiter.done():
+            self._handshake_waiter.set_result(None)
+
+    async def wait_handshake(self) -> None:
+        """Until the peer's first SETTINGS arrived (a live HTTP/2 peer, not just a socket)."""
+        if self.handshake_done:
+            return
+        if self.closed:
+            raise ConnectionLostError(self.close_reason)
+        if self._handshake_waiter is None:
+            self._handshake_waiter = self.loop.create_future()
+        await asyncio.shield(self._handshake_waiter)
 
     def _keepalive_acked(self) -> None:
         """Our keepalive PING was answered: the next one is due a full period from now."""
@@ -264,6 +277,8 @@ class AioConnection(EventDispatch, asyncio.Protocol):
         for stream in list(self.streams.values()):
             stream.on_error(error)
         waiters = self._writable + self._slot_waiters
+        if self._handshake_waiter is not None:
+            waiters.append(self._handshake_waiter)
         self._writable, self._slot_waiters = [], []
         for future in waiters:
             if not future.done():
@@ -351,6 +366,11 @@ class AioConnection(EventDispatch, asyncio.Protocol):
             return
         self.core.close(code, debug)
         self._terminate(debug or "closed")
+
+    def abort(self) -> None:
+        """Drop the socket now, unsent bytes and all."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def _terminate(self, reason: str) -> None:
         if not self.close_reason:
