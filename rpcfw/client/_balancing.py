@@ -35,9 +35,8 @@ from ..policy.backoff import BackoffConfig
 from ..resolver.base import Resolver
 from ..resolver.registry import create_resolver
 from ..resolver.target import Target
-from ..transport import H2Config
 from ._call import DEADLINE_EXCEEDED
-from ._connection import ClientConnection
+from ._connection import ClientConnection, ConnectionOptions
 from ._subchannel import HealthCheck, Subchannel
 
 __all__ = ["BalancingCore"]
@@ -57,11 +56,12 @@ class BalancingCore:
         balancer_factory: BalancerFactory,
         backoff: BackoffConfig,
         health: HealthCheck | None = None,
+        options: ConnectionOptions | None = None,
     ) -> None:
         self._balancer_factory = balancer_factory
         self._backoff = backoff
         self._health = health
-        self._config = H2Config()
+        self._config = options or ConnectionOptions()
         self._queue: deque[Callable[[], None]] = deque()
         self._running = False
         self._started = False

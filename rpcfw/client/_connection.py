@@ -5,14 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ..transport import AioConnection, ConnectionLostError, H2Config, H2Connection, Stream
+from ..transport.keepalive import KeepaliveConfig
 
-__all__ = ["ClientConnection"]
+__all__ = ["ClientConnection", "ConnectionOptions"]
 
 log = logging.getLogger("rpcfw.client")
 
 Headers = list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOptions:
+    """How a channel's connections are made: HTTP/2 limits and client keepalive."""
+
+    http2: H2Config = field(default_factory=H2Config)
+    keepalive: KeepaliveConfig | None = None
 
 
 class ClientConnection:
@@ -23,11 +33,13 @@ class ClientConnection:
         self,
         host: str,
         port: int,
-        config: H2Config,
+        config: ConnectionOptions | H2Config,
         on_change: Callable[[ClientConnection], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        if not isinstance(config, ConnectionOptions):
+            config = ConnectionOptions(config)
         self._config = config
         self._on_change = on_change
         self.protocol: AioConnection | None = None
@@ -41,7 +53,11 @@ class ClientConnection:
     async def connect(self) -> None:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(
-            lambda: AioConnection(H2Connection(self._config, client=True), self),
+            lambda: AioConnection(
+                H2Connection(self._config.http2, client=True),
+                self,
+                keepalive=self._config.keepalive,
+            ),
             self.host,
             self.port,
         )

@@ -30,7 +30,7 @@ from ..errors import RpcError
 from ..policy.backoff import Backoff, BackoffConfig
 from ..transport import H2Config
 from ._call import ClientCall
-from ._connection import ClientConnection
+from ._connection import ClientConnection, ConnectionOptions
 
 __all__ = ["HealthCheck", "Subchannel"]
 
@@ -54,7 +54,7 @@ class Subchannel:
     def __init__(
         self,
         endpoint: Endpoint,
-        config: H2Config,
+        config: ConnectionOptions | H2Config,
         backoff: BackoffConfig,
         on_state: StateListener,
         *,

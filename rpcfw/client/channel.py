@@ -26,10 +26,11 @@ from ..errors import RpcError, StreamRefusedError
 from ..metadata import encode_metadata, encode_timeout
 from ..policy.backoff import BackoffConfig
 from ..resolver.target import parse_target
-from ..transport import ConnectionLostError, TransportError
+from ..transport import ConnectionLostError, H2Config, TransportError
+from ..transport.keepalive import KeepaliveConfig
 from ._balancing import BalancingCore
 from ._call import DEADLINE_EXCEEDED, ClientCall, is_connection_failure
-from ._connection import ClientConnection
+from ._connection import ClientConnection, ConnectionOptions
 from ._streams import BidiStream, send_all
 from ._subchannel import HealthCheck
 
@@ -61,6 +62,9 @@ class Channel:
     120 s max).
     ``health_check``: a service name ("" for the whole server) to watch with grpc.health.v1 on
     every connection; an endpoint gets calls only while it reports SERVING.
+    ``keepalive``: ping a connection that has been quiet that long and close it when the PING
+    is not answered in time (off by default, as in gRPC; servers only accept pings every 5
+    minutes unless configured otherwise). ``http2``: the connections' HTTP/2 limits.
     """
 
     def __init__(
@@ -74,11 +78,16 @@ class Channel:
         connect_backoff: BackoffConfig | None = None,
         health_check: str | None = None,
         user_agent: str | None = None,
+        keepalive: KeepaliveConfig | None = None,
+        http2: H2Config | None = None,
     ) -> None:
         self.target = target
         factory = balancer_factory(balancer) if isinstance(balancer, str) else balancer
         self._core = BalancingCore(
-            parse_target(target), factory, connect_backoff or BackoffConfig()
+            parse_target(target),
+            factory,
+            connect_backoff or BackoffConfig(),
+            options=ConnectionOptions(http2 or H2Config(), keepalive),
         )
         self._max_recv = max_receive_message_length
         self._max_send = max_send_message_length

@@ -258,3 +258,34 @@ async def test_max_connection_age_grace_ends_a_call_still_running_with_unavailab
     finally:
         gated.gate.set()
         await server.stop(grace=0)
+
+
+async def test_channel_keepalive_replaces_a_connection_to_a_server_that_went_silent(
+    echo_pb: ModuleType,
+) -> None:
+    """Fault: the server's connection stops answering (frozen: it reads but never replies). The
+    channel's keepalive closes it, and the next call goes out on a new connection."""
+    server = rpcfw.Server(
+        [make_echo_service(echo_pb, "s1")],
+        http2=rpcfw.H2Config(permit_pings_without_calls=True, min_ping_interval=0),
+    )
+    await server.start()
+    try:
+        async with rpcfw.Channel(
+            server.address,
+            keepalive=KeepaliveConfig(time=0.05, timeout=0.1, permit_without_calls=True),
+        ) as channel:
+            stub = echo_pb.EchoStub(channel)
+            await stub.unary(echo_pb.EchoRequest(message="a"))
+            (conn,) = server._connections
+            assert conn.protocol is not None
+            frozen = conn.protocol
+            frozen.core.data_to_send = lambda: b""  # type: ignore[method-assign]  # goes silent
+            await wait_until(
+                lambda: frozen not in [c.protocol for c in server._connections], within=LIVENESS
+            )
+            reply = await stub.unary(echo_pb.EchoRequest(message="b"), timeout=LIVENESS)
+            assert reply.message == "b"
+            assert server.stats.connections_accepted == 2
+    finally:
+        await server.stop(grace=0)
