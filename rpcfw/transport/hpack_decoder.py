@@ -273,14 +273,20 @@ class HeaderDecoder:
                 field, pos, table_changed = self._one_field(data, pos, not self._seen_field)
             except _Truncated as truncated:
                 name = truncated.name
-                if name is not None and truncated.length > self._keep_limit:
+                indexable = (
+                    truncated.insert
+                    and name is not None
+                    and len(name) + truncated.length + 32 <= self._limit
+                )
+                if name is not None and truncated.length > self._keep_limit and not indexable:
                     # a value no list within the limit can hold: count it, skip its bytes
+                    # (one the dynamic table takes is read whole: the table must stay in step)
                     self._skip = truncated.length - (end - truncated.start)
                     self._skipped = (name, truncated.length, truncated.insert)
                     self._pending = b""
                     return
                 self._pending = data[start:]
-                if len(self._pending) > self._keep_limit + 64:
+                if len(self._pending) > max(self._keep_limit, self._limit) + 64:
                     raise HeaderBlockTooLarge("a header name larger than the list limit") from None
                 return
             if table_changed:
