@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from .._tasks import cancel_and_wait
 from ..etcd.api import EtcdClient, EtcdError, LeaseLost
 from ..policy.backoff import Backoff, BackoffConfig
 from .base import Registrar
@@ -82,11 +83,8 @@ class LeaseRegistrar(Registrar):
     async def deregister(self) -> None:
         task = self._task
         if task is not None:
-            task.cancel()
-            await asyncio.wait([task])  # never swallows a cancellation of our caller
+            await cancel_and_wait(task, log, "registry keepalive")
             self._task = None
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                log.error("registry keepalive failed", exc_info=exc)
         lease, self.lease = self.lease, None
         self.registered.clear()
         if lease is not None:

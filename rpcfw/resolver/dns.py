@@ -8,6 +8,7 @@ import contextlib
 import logging
 import socket
 
+from .._tasks import cancel_and_wait
 from ..balancer.base import Endpoint
 from .base import Resolver, ResolverListener
 from .target import Target, parse_address
@@ -74,11 +75,8 @@ class DnsResolver(Resolver):
     async def close(self) -> None:
         task = self._task
         if task is not None:
-            task.cancel()
-            await asyncio.wait([task])  # never swallows a cancellation of our caller
+            await cancel_and_wait(task, log, f"dns resolver of {self.address.host}")
             self._task = None
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                log.error("dns resolver of %s failed", self.address.host, exc_info=exc)
 
     @property
     def authority(self) -> str:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from .._tasks import cancel_and_wait
 from ..etcd.api import EtcdClient, EtcdError, WatchCompacted
 from ..policy.backoff import Backoff, BackoffConfig
 from ..registry.instance import DEFAULT_PREFIX, service_prefix
@@ -118,11 +119,8 @@ class RegistryResolver(Resolver):
             self._push.cancel()
         task = self._task
         if task is not None:
-            task.cancel()
-            await asyncio.wait([task])  # never swallows a cancellation of our caller
+            await cancel_and_wait(task, log, f"registry resolver of {self.service}")
             self._task = None
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                log.error("registry resolver of %s failed", self.service, exc_info=exc)
         if self._close_client is not None:
             result = self._close_client()
             if asyncio.iscoroutine(result):

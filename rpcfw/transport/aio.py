@@ -318,23 +318,7 @@ class AioConnection(EventDispatch, asyncio.Protocol):
     def new_waker(self) -> _AioWaker:
         return _AioWaker(self.loop)
 
-    def stream_released(self, stream: Stream) -> None:
-        self.streams.pop(stream.id, None)
-        if self._slot_waiters and self.core.can_open_stream():
-            self._wake_slot_waiters()
-        if not self.streams:
-            self.owner.on_idle(self)
-
     # -- client ----------------------------------------------------------------------------
-    def open_stream(self, headers: Headers, end_stream: bool = False) -> Stream:
-        """Start a stream now (raises StreamLimitError at the peer's limit; see
-        ``wait_for_stream_slot``)."""
-        stream_id = self.core.open_stream(headers, end_stream)
-        stream = Stream(self, stream_id)
-        self.streams[stream_id] = stream
-        self.write_soon()
-        return stream
-
     async def wait_for_stream_slot(self) -> None:
         """Until the peer's MAX_CONCURRENT_STREAMS allows one more stream (or it closes)."""
         while not self.core.can_open_stream():
@@ -344,6 +328,10 @@ class AioConnection(EventDispatch, asyncio.Protocol):
             self._slot_waiters.append(future)
             await future
 
+    def _wake_slots(self) -> None:
+        if self._slot_waiters:
+            self._wake_slot_waiters()
+
     def _wake_slot_waiters(self) -> None:
         waiters, self._slot_waiters = self._slot_waiters, []
         for future in waiters:
@@ -351,15 +339,6 @@ class AioConnection(EventDispatch, asyncio.Protocol):
                 future.set_result(None)
 
     # -- connection control -----------------------------------------------------------------
-    def ping(self, data: bytes) -> None:
-        self.core.ping(data)
-        self.write_soon()
-
-    def goaway(self, last_stream_id: int, code: int = ErrorCode.NO_ERROR) -> None:
-        """A graceful GOAWAY (streams up to ``last_stream_id`` go on)."""
-        self.core.goaway(last_stream_id, code)
-        self._flush()
-
     def close(self, code: int = ErrorCode.NO_ERROR, debug: str = "") -> None:
         """GOAWAY (with ``code``), then close the socket; streams still open see the loss."""
         if self.closed:

@@ -237,6 +237,9 @@ class AnyioConnection(EventDispatch):
         self._ping_sent_at = None
         self._keepalive_wake.set()
 
+    def _wake_slots(self) -> None:
+        self._slot_waiter.wake()
+
     def _lost(self, reason: str) -> None:
         if self.closed:
             return
@@ -271,21 +274,7 @@ class AnyioConnection(EventDispatch):
     def new_waker(self) -> _AnyioWaker:
         return _AnyioWaker()
 
-    def stream_released(self, stream: Stream) -> None:
-        self.streams.pop(stream.id, None)
-        if self.core.can_open_stream():
-            self._slot_waiter.wake()
-        if not self.streams:
-            self.owner.on_idle(self)  # type: ignore[arg-type]
-
     # -- client ----------------------------------------------------------------------------
-    def open_stream(self, headers: Headers, end_stream: bool = False) -> Stream:
-        stream_id = self.core.open_stream(headers, end_stream)
-        stream = Stream(self, stream_id)
-        self.streams[stream_id] = stream
-        self.write_soon()
-        return stream
-
     async def wait_for_stream_slot(self) -> None:
         while not self.core.can_open_stream():
             if self.closed or self.core.closed or self.core.goaway_received_last is not None:
@@ -293,14 +282,6 @@ class AnyioConnection(EventDispatch):
             await self._slot_waiter.wait()
 
     # -- connection control ----------------------------------------------------------------
-    def ping(self, data: bytes) -> None:
-        self.core.ping(data)
-        self.write_soon()
-
-    def goaway(self, last_stream_id: int, code: int = ErrorCode.NO_ERROR) -> None:
-        self.core.goaway(last_stream_id, code)
-        self.write_soon()
-
     def close(self, code: int = ErrorCode.NO_ERROR, debug: str = "") -> None:
         """GOAWAY (with ``code``), then the connection ends once it is written."""
         if self.closed or self.core.closed:

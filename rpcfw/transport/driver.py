@@ -18,12 +18,15 @@ from .events import (
     StreamReset,
     TrailersReceived,
 )
+from .frames import ErrorCode
 from .stream import Stream, StreamResetError
 
 if TYPE_CHECKING:
     from .aio import ConnectionOwner
 
 __all__ = ["KEEPALIVE_PING", "EventDispatch"]
+
+Headers = list[tuple[str, str]]
 
 #: the payload of keepalive PINGs (their acks are the IO layer's, not the owner's)
 KEEPALIVE_PING = b"rpcfwka\x00"
@@ -41,6 +44,38 @@ class EventDispatch:
         self.handshake_done = True
 
     def _keepalive_acked(self) -> None: ...
+
+    def _wake_slots(self) -> None:
+        """Wake tasks waiting for a stream slot (the peer's MAX_CONCURRENT_STREAMS)."""
+
+    def write_soon(self) -> None:
+        raise NotImplementedError
+
+    # -- shared by both IO layers ------------------------------------------------------------
+    def stream_released(self, stream: Stream) -> None:
+        self.streams.pop(stream.id, None)
+        if self.core.can_open_stream():
+            self._wake_slots()
+        if not self.streams:
+            self.owner.on_idle(self)  # type: ignore[arg-type]
+
+    def open_stream(self, headers: Headers, end_stream: bool = False) -> Stream:
+        """Client: start a stream now (StreamLimitError at the peer's limit; see
+        ``wait_for_stream_slot``)."""
+        stream_id = self.core.open_stream(headers, end_stream)
+        stream = Stream(self, stream_id)  # type: ignore[arg-type]
+        self.streams[stream_id] = stream
+        self.write_soon()
+        return stream
+
+    def ping(self, data: bytes) -> None:
+        self.core.ping(data)
+        self.write_soon()
+
+    def goaway(self, last_stream_id: int, code: int = ErrorCode.NO_ERROR) -> None:
+        """A graceful GOAWAY (streams up to ``last_stream_id`` go on)."""
+        self.core.goaway(last_stream_id, code)
+        self.write_soon()
 
     def _dispatch(self, events: list[Event]) -> tuple[list[Stream] | None, Any]:
         """Apply ``events``; returns the new request streams (to start after the whole read,
