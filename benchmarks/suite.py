@@ -11,9 +11,10 @@ process; servers are pinned to core 0 and clients to core 1 (``taskset``). Serve
 rpcfw's server (rpcfw server + grpclib client) and rpcfw's client (grpclib server + rpcfw
 client) against grpclib + grpclib with the same protobuf messages.
 
-Cells: unary echo with 0 B / 1 KiB / 100 KiB payloads at concurrency 1, 16, 64 (calls/s over
-one connection), server streaming and bidi (messages/s, one stream at a time, 0 B payloads),
-under the default asyncio loop and uvloop. Within a repeat every cell runs each pair back to
+Cells: unary echo with 0 B / 1 KiB / 100 KiB payloads at concurrency 1, 16, 64 (and 100 KiB at
+8) (calls/s over one connection, plus the p99 of the measured calls' latencies as the client saw
+them), server streaming and bidi (messages/s, one stream at a time, 0 B payloads), under the
+default asyncio loop and uvloop. Within a repeat every cell runs each pair back to
 back (the pair order rotates between repeats), so a pair's ratio against grpc.aio server +
 grpc.aio client comes from the same minutes of a noisy machine. Each measurement is bounded by
 count and by time. The report gives medians, spread ((max - min) / median) and ratios, and is
@@ -83,11 +84,8 @@ class Cell:
 
 
 ALL_CELLS = (
-    *(
-        Cell("unary", payload, concurrency)
-        for payload in (0, 1024, 100 * 1024)
-        for concurrency in (1, 16, 64)
-    ),
+    *(Cell("unary", payload, concurrency) for payload in (0, 1024) for concurrency in (1, 16, 64)),
+    *(Cell("unary", 100 * 1024, concurrency) for concurrency in (1, 8, 16, 64)),
     Cell("server-stream"),
     Cell("bidi"),
 )
@@ -109,7 +107,7 @@ QUICK = Mode(
     (
         Cell("unary", 0, 1),
         Cell("unary", 0, 64),
-        Cell("unary", 100 * 1024, 16),
+        Cell("unary", 100 * 1024, 8),
         Cell("server-stream"),
         Cell("bidi"),
     ),
@@ -364,9 +362,16 @@ class _Client:
         self.server_stream, self.bidi = server_stream, bidi
 
 
-async def _measure(client: _Client, cell: Cell, duration: float, max_calls: int) -> float:
+async def _measure(
+    client: _Client,
+    cell: Cell,
+    duration: float,
+    max_calls: int,
+    latencies: list[float] | None = None,
+) -> float:
     """Closed loop for ``duration`` seconds or ``max_calls`` calls (messages), whichever ends
-    first: calls/s for unary, messages received/s for streams."""
+    first: calls/s for unary, messages received/s for streams. Given ``latencies``, a unary
+    measurement appends each call's latency (seconds) to it."""
     req = client.Req(payload=b"x" * cell.payload)
     done = 0
     deadline = time.perf_counter() + duration
@@ -381,8 +386,24 @@ async def _measure(client: _Client, cell: Cell, duration: float, max_calls: int)
                 if time.perf_counter() >= deadline:
                     return
 
+        async def timed_worker(record: Callable[[float], None]) -> None:
+            nonlocal done
+            clock, call = time.perf_counter, client.unary
+            for _ in range(per_worker):
+                t0 = clock()
+                await call(req)
+                t1 = clock()
+                record(t1 - t0)
+                done += 1
+                if t1 >= deadline:
+                    return
+
         start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(cell.concurrency)))
+        if latencies is None:
+            await asyncio.gather(*(worker() for _ in range(cell.concurrency)))
+        else:
+            record = latencies.append
+            await asyncio.gather(*(timed_worker(record) for _ in range(cell.concurrency)))
     else:
         batch = client.Req(payload=req.payload, count=STREAM_BATCH)
 
@@ -397,6 +418,13 @@ async def _measure(client: _Client, cell: Cell, duration: float, max_calls: int)
             else:
                 done += await client.bidi(requests())
     return done / (time.perf_counter() - start)
+
+
+def _p99_ms(latencies: list[float]) -> float:
+    """The nearest-rank 99th percentile of latencies in seconds, in ms."""
+    ordered = sorted(latencies)
+    rank = max(1, -(-99 * len(ordered) // 100))  # ceil(0.99 n)
+    return ordered[rank - 1] * 1000
 
 
 async def _client_main(stack: str) -> None:
@@ -421,9 +449,13 @@ async def _client_main(stack: str) -> None:
                     raise RuntimeError(
                         f"first call failed ({FIRST_CALL_TIMEOUT:g} s): {why}"
                     ) from None
+                latencies: list[float] | None = [] if cell.kind == "unary" else None
                 async with asyncio.timeout(limit):
                     await _measure(client, cell, job["warmup"], 2000)
-                    result["rate"] = await _measure(client, cell, job["duration"], MAX_CALLS)
+                    rate = await _measure(client, cell, job["duration"], MAX_CALLS, latencies)
+                result["rate"] = rate
+                if latencies:
+                    result["p99_ms"] = _p99_ms(latencies)
             finally:
                 with contextlib.suppress(Exception):
                     await client.close()
@@ -577,8 +609,10 @@ def run_matrix(mode: Mode, pairs: Sequence[tuple[str, str, str]], tmp: Path) -> 
     if "uvloop" in loops and (why := _uvloop_available()):
         loops.remove("uvloop")
         notes.append(why)
-    # results[loop][cell][pair] = list of rates; errors[loop][cell][pair] = messages
+    # results[loop][cell][pair] = list of rates; p99[loop][cell][pair] = list of unary p99s
+    # (ms); errors[loop][cell][pair] = messages
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    p99: dict[str, dict[str, dict[str, list[float]]]] = {}
     errors: dict[str, dict[str, dict[str, list[str]]]] = {}
     broken: dict[tuple[str, str], str] = {}
     stacks_needed = sorted({s for _, s, _ in pairs}), sorted({c for _, _, c in pairs})
@@ -604,6 +638,10 @@ def run_matrix(mode: Mode, pairs: Sequence[tuple[str, str, str]], tmp: Path) -> 
                         slot = results.setdefault(loop, {}).setdefault(cell.name, {})
                         if "rate" in out:
                             slot.setdefault(label, []).append(out["rate"])
+                            if "p99_ms" in out:
+                                p99.setdefault(loop, {}).setdefault(cell.name, {}).setdefault(
+                                    label, []
+                                ).append(out["p99_ms"])
                         else:
                             errors.setdefault(loop, {}).setdefault(cell.name, {}).setdefault(
                                 label, []
@@ -635,6 +673,7 @@ def run_matrix(mode: Mode, pairs: Sequence[tuple[str, str, str]], tmp: Path) -> 
         "cells": [c.name for c in mode.cells],
         "pairs": [p[0] for p in pairs],
         "results": results,
+        "p99_ms": p99,
         "errors": errors,
         "notes": notes,
         "elapsed_s": round(time.monotonic() - started, 1),
@@ -711,6 +750,37 @@ def table(data: dict[str, Any], loop: str) -> str:
     return "\n".join(lines)
 
 
+P99_TITLE = (
+    "p99 latency, unary cells (ms; median of runs, ratio vs grpc.aio: below 1.00x is better)"
+)
+
+
+def p99_table(data: dict[str, Any], loop: str) -> str:
+    """One row per pair, one column per unary cell: median p99 (ms) and ratio vs grpc.aio."""
+    by_cell = data.get("p99_ms", {}).get(loop, {})
+    cells = [cell for cell in data["cells"] if cell.startswith("unary ")]
+    if not cells:
+        return ""
+    lines = [
+        "| server + client | " + " | ".join(cells) + " |",
+        "|---" * (len(cells) + 1) + "|",
+    ]
+    for label in data["pairs"]:
+        row = []
+        for cell in cells:
+            runs = by_cell.get(cell, {}).get(label)
+            if not runs:
+                row.append("failed")
+                continue
+            med = statistics.median(runs)
+            base = by_cell.get(cell, {}).get(BASELINE)
+            base_med = statistics.median(base) if base else 0.0
+            r = f" ({med / base_med:.2f}x)" if base_med else ""
+            row.append(f"{med:.2f} ms{r}")
+        lines.append(f"| {label} | " + " | ".join(row) + " |")
+    return "\n".join([P99_TITLE, "", *lines])
+
+
 LAYER_ROWS = (
     ("rpcfw + rpcfw vs grpclib + grpclib", "rpcfw + rpcfw (protobuf)"),
     ("rpcfw server (grpclib client) vs grpclib server", "rpcfw server + grpclib client"),
@@ -754,7 +824,10 @@ def render_report(data: dict[str, Any], command: str, chart: str | None) -> str:
         "",
     ]
     for loop in data["loops"]:
-        out += [f"## {loop} loop", "", table(data, loop), "", layers_table(data, loop), ""]
+        out += [f"## {loop} loop", "", table(data, loop), ""]
+        if latency := p99_table(data, loop):
+            out += [latency, ""]
+        out += [layers_table(data, loop), ""]
         for cell, by_pair in data["errors"].get(loop, {}).items():
             for label, msgs in by_pair.items():
                 out.append(f"- {label}, {cell}: {len(msgs)} failed run(s): `{msgs[0]}`")

@@ -42,6 +42,9 @@ class H2Config:
     max_header_block_size: int = 4 << 20
     #: decoded size of one header block; more (an HPACK bomb) is a connection error
     max_decoded_header_size: int = 8 << 20
+    #: CONTINUATION frames in one header block (peers split at the frame size: 4 MiB is 256
+    #: of them); more is a connection error, so tiny frames cannot make a block cost CPU
+    max_continuation_frames: int = 1024
     #: server: RST_STREAMs a client may send for streams the server had not finished, as a token
     #: bucket (burst, per second); beyond it: GOAWAY ENHANCE_YOUR_CALM. The concurrent-handler
     #: limit already bounds the work resets can cause; this only ends connections that reset far

@@ -114,6 +114,7 @@ class H2Connection:
         self._hb_stream = 0  # header block being assembled (HEADERS + CONTINUATION)
         self._hb_end_stream = False
         self._hb_size = 0
+        self._hb_frames = 0
         self._handlers: dict[int, Callable[[int, int, bytes, list[Event]], None]] = {
             FrameType.DATA: self._on_data,
             FrameType.HEADERS: self._on_headers,
@@ -346,7 +347,11 @@ class H2Connection:
             self._out.append(rst_stream_frame(stream_id, ErrorCode.CANCEL))
             self._mark_reset(stream)
         stream.released = True
-        self._forget_if_done(stream)
+        if self.closed:  # nothing more can happen on it
+            self._streams.pop(stream_id, None)
+            self._blocked.pop(stream_id, None)
+        else:
+            self._forget_if_done(stream)
 
     def ping(self, data: bytes) -> None:
         if not self.closed:
@@ -493,7 +498,7 @@ class H2Connection:
         stream = self._streams.get(stream_id)
         if stream is not None and not stream.closed:
             self._stream_error(stream, code, events)
-        elif stream is None:
+        elif stream is None and not self._is_idle(stream_id):  # never RST an idle stream
             self._out.append(rst_stream_frame(stream_id, code))
 
     # frames ------------------------------------------------------------------------------
@@ -566,6 +571,7 @@ class H2Connection:
         self._hb_stream = stream_id
         self._hb_end_stream = end_stream
         self._hb_size = len(payload)
+        self._hb_frames = 0
         self._decoder.begin_block(self.config.max_header_list_size)
         self._feed(payload)
 
@@ -575,8 +581,11 @@ class H2Connection:
         if not self._hb_stream:
             raise _ConnectionError(ErrorCode.PROTOCOL_ERROR, "CONTINUATION without HEADERS")
         self._hb_size += len(payload)
+        self._hb_frames += 1
         if self._hb_size > self.config.max_header_block_size:
             raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
+        if self._hb_frames > self.config.max_continuation_frames:
+            raise _ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "too many CONTINUATION frames")
         self._feed(payload)
         if flags & _END_HEADERS:
             self._hb_stream = 0
@@ -632,7 +641,7 @@ class H2Connection:
             if headers[0][1].startswith("1") and not end_stream:
                 return  # informational response: ignored
             stream.headers_received = True
-            events.append(ResponseReceived(stream_id, headers, end_stream))
+            events.append(ResponseReceived(stream_id, headers.copy(), end_stream))
             if end_stream:
                 self._remote_end(stream)
             return
@@ -649,7 +658,7 @@ class H2Connection:
         if problem is not None:
             self._stream_error(stream, ErrorCode.PROTOCOL_ERROR, events, problem)
             return
-        events.append(TrailersReceived(stream_id, headers))
+        events.append(TrailersReceived(stream_id, headers.copy()))
         self._remote_end(stream)
 
     def _new_request(
@@ -679,7 +688,8 @@ class H2Connection:
         stream.headers_received = True
         stream.remote_closed = end_stream
         self._streams[stream_id] = stream
-        events.append(RequestReceived(stream_id, decoded.headers, end_stream))
+        # a copy: the decoder hands the same list out again for the same block
+        events.append(RequestReceived(stream_id, decoded.headers.copy(), end_stream))
 
     def _refuse(self, stream_id: int) -> None:
         self.streams_refused += 1

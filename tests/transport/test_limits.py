@@ -408,3 +408,21 @@ def test_oversized_indexed_metadata_in_continuations_below_the_table_size(frame_
     assert_resource_exhausted(peer, 3)
     follow = [*REQUEST, ("x-after", "1")]
     assert peer.send(peer.headers(5, follow, end_stream=True)) == [RequestReceived(5, follow, True)]
+
+
+def test_a_header_block_in_more_continuation_frames_than_allowed_is_enhance_your_calm() -> None:
+    """Fault: a block cut into many tiny CONTINUATION frames (each costs a frame's work)."""
+    _, peer = server_core(H2Config(max_continuation_frames=8))
+    block = bytes(peer.encoder.encode(REQUEST))
+    assert len(block) > 10
+    events = peer.send(split_request(peer, 1, block, 1))  # one byte per frame
+    assert_connection_error(
+        peer, events, ErrorCode.ENHANCE_YOUR_CALM, "too many CONTINUATION frames"
+    )
+
+
+def test_a_header_block_in_as_many_continuation_frames_as_allowed_is_served() -> None:
+    _, peer = server_core(H2Config(max_continuation_frames=64))
+    block = bytes(peer.encoder.encode(REQUEST))
+    frames = split_request(peer, 1, block, -(-len(block) // 60))  # <= 61 CONTINUATIONs
+    assert peer.send(frames) == [RequestReceived(1, REQUEST, True)]
