@@ -1,12 +1,16 @@
-"""A server process's CPU time and memory, read from /proc (Linux only)."""
+"""A server process's CPU time and memory, read from /proc (Linux only), and waiting until it
+has gone quiet."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
 import time
 from typing import Any
+
+__all__ = ["Monitor", "cpu_seconds", "reset_peak", "status_mib", "wait_until_quiet"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -39,7 +43,7 @@ def reset_peak(pid: int) -> bool:
 class Monitor:
     """CPU and RSS of one process over one phase, from ``begin()`` to ``end()``.
     A thread samples RSS every ``interval`` seconds for the peak (VmHWM, reset at ``begin()``,
-    catches what falls between samples)."""
+    catches what falls between samples). As a context manager it calls ``end()`` on exit."""
 
     def __init__(self, pid: int, interval: float = 0.02) -> None:
         self.pid = pid
@@ -52,6 +56,12 @@ class Monitor:
         self.peak = 0.0
         self.samples: list[tuple[float, float]] = []  # (seconds since begin, RSS MiB)
         self.t0 = 0.0
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()  # stops the sampler however the phase ended (a second end() is harmless)
 
     def alive(self) -> bool:
         return os.path.exists(f"/proc/{self.pid}/stat")
@@ -102,3 +112,22 @@ class Monitor:
             out["error"] = "server process is gone"
         out["rss_trace"] = self.samples
         return out
+
+
+async def wait_until_quiet(mon: Monitor, limit: float = 20.0, window: float = 0.5) -> float:
+    """Wait until the server used at most one clock tick of CPU in ``window`` seconds (it has
+    worked off what the attack left behind), at most ``limit`` seconds; returns the seconds
+    waited."""
+    tick = 1.0 / _TICK
+    start = time.monotonic()
+    history: list[tuple[float, float]] = []
+    while time.monotonic() - start < limit:
+        try:
+            history.append((time.monotonic(), cpu_seconds(mon.pid)))
+        except OSError:
+            break
+        old = [c for t, c in history if history[-1][0] - t >= window]
+        if old and history[-1][1] - old[-1] <= tick + 1e-9:
+            break
+        await asyncio.sleep(0.1)
+    return round(time.monotonic() - start, 2)
