@@ -4,6 +4,7 @@
   flow control, SETTINGS/PING/GOAWAY, header validation and every limit of ``H2Config``.
 - ``Stream`` (stream.py): one stream as the call layer sees it; cancel-safe buffered reads.
 - ``AioConnection`` (aio.py): an asyncio Protocol driving the core (also under uvloop).
+- ``AnyioConnection`` (anyio_io.py): the same over an anyio byte stream (asyncio and trio).
 """
 
 from .aio import AioConnection, ConnectionOwner

@@ -113,9 +113,7 @@ class EventDispatch:
                 assert isinstance(event, StreamReset)
                 stream = streams.get(event.stream_id)
                 if stream is not None:
-                    stream.on_error(
-                        StreamResetError(event.error_code, event.remote, event.message)
-                    )
+                    stream.on_error(StreamResetError(event.error_code, event.remote, event.message))
             elif kind is SendReady:
                 stream = streams.get(event.stream_id)  # type: ignore[attr-defined]
                 if stream is not None:

@@ -13,6 +13,11 @@ from collections.abc import Iterable
 __all__ = [
     "CONNECTION_PREFACE",
     "DEFAULT_MAX_FRAME_SIZE",
+    "FLAG_ACK",
+    "FLAG_END_HEADERS",
+    "FLAG_END_STREAM",
+    "FLAG_PADDED",
+    "FLAG_PRIORITY",
     "FRAME_HEADER",
     "MAX_FRAME_SIZE_LIMIT",
     "MAX_STREAM_ID",
@@ -58,6 +63,13 @@ class FrameType(enum.IntEnum):
     GOAWAY = 0x7
     WINDOW_UPDATE = 0x8
     CONTINUATION = 0x9
+
+
+#: flags as plain ints, for the per-frame hot path (IntFlag arithmetic costs an enum round trip)
+FLAG_END_STREAM = FLAG_ACK = 0x1
+FLAG_END_HEADERS = 0x4
+FLAG_PADDED = 0x8
+FLAG_PRIORITY = 0x20
 
 
 class Flag(enum.IntFlag):
