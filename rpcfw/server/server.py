@@ -53,6 +53,14 @@ class Server:
     the HealthService served (yours if you passed one, whatever ``health`` says), or None.
     ``start()`` marks ``""`` and every service in ``server.services`` SERVING (those whose status
     was set before keep it); ``server.services`` names the services given, not an added Health.
+
+    Connections: ``max_concurrent_streams`` handlers run at once per connection (a stream over
+    it is refused, the connection lives); ``handshake_timeout`` for the client's first
+    SETTINGS; ``keepalive`` pings a quiet client (default 2 h, 20 s to answer; None: off);
+    ``connection_age`` closes idle connections and drains old ones (grpc-go's MaxConnectionIdle,
+    MaxConnectionAge, MaxConnectionAgeGrace); ``http2`` sets every other limit (``H2Config``:
+    windows, header sizes, reset budget, PING policy). ``stats`` / ``transport_stats()`` count
+    connections, calls, resets and refusals.
     """
 
     def __init__(
