@@ -19,10 +19,10 @@ import socket
 from typing import Protocol as TypingProtocol
 
 from .connection import H2Connection
-from .driver import KEEPALIVE_PING, EventDispatch
+from .driver import EventDispatch
 from .events import Event
 from .frames import ErrorCode
-from .keepalive import KeepaliveAction, KeepaliveConfig, keepalive_step
+from .keepalive import KeepaliveConfig
 from .stream import ConnectionLostError, Stream
 
 __all__ = ["FRAMES_PER_SLICE", "MAX_QUEUED_CONTROL_REPLIES", "AioConnection", "ConnectionOwner"]
@@ -157,20 +157,10 @@ class AioConnection(EventDispatch, asyncio.Protocol):
 
     def _keepalive_tick(self) -> None:
         assert self._keepalive is not None
-        now = self.loop.time()
-        action, wake_at = keepalive_step(
-            self._keepalive, now, self.last_read, self._ping_sent_at, bool(self.streams)
-        )
-        if action is KeepaliveAction.CLOSE:
+        wake_at = self._keepalive_due(self._keepalive, self.loop.time())
+        if wake_at is None:
             self._keepalive_timer = None
-            self.close(ErrorCode.NO_ERROR, "keepalive ping not acknowledged")
             return
-        if action is KeepaliveAction.SEND_PING:
-            self._ping_sent_at = now
-            self.keepalive_pings_sent += 1
-            self.ping(KEEPALIVE_PING)
-        elif self._ping_sent_at is not None and self.last_read >= self._ping_sent_at:
-            self._ping_sent_at = None
         self._keepalive_timer = self.loop.call_at(wake_at, self._keepalive_tick)
 
     def _handshake_expired(self) -> None:

@@ -22,10 +22,10 @@ from anyio.abc import SocketAttribute
 
 from .aio import FRAMES_PER_SLICE, MAX_QUEUED_CONTROL_REPLIES
 from .connection import H2Connection
-from .driver import KEEPALIVE_PING, EventDispatch
+from .driver import EventDispatch
 from .events import Event
 from .frames import ErrorCode
-from .keepalive import KeepaliveAction, KeepaliveConfig, keepalive_step
+from .keepalive import KeepaliveConfig
 from .stream import ConnectionLostError, Stream
 
 __all__ = ["AnyioConnection", "AnyioConnectionOwner"]
@@ -213,18 +213,9 @@ class AnyioConnection(EventDispatch):
     async def _keepalive_loop(self, config: KeepaliveConfig) -> None:
         while True:
             now = anyio.current_time()
-            action, wake_at = keepalive_step(
-                config, now, self.last_read, self._ping_sent_at, bool(self.streams)
-            )
-            if action is KeepaliveAction.CLOSE:
-                self.close(ErrorCode.NO_ERROR, "keepalive ping not acknowledged")
+            wake_at = self._keepalive_due(config, now)
+            if wake_at is None:
                 return
-            if action is KeepaliveAction.SEND_PING:
-                self._ping_sent_at = now
-                self.keepalive_pings_sent += 1
-                self.ping(KEEPALIVE_PING)
-            elif self._ping_sent_at is not None and self.last_read >= self._ping_sent_at:
-                self._ping_sent_at = None
             with anyio.move_on_after(max(0.0, wake_at - now)):
                 await self._keepalive_wake.wait()
             self._keepalive_wake = anyio.Event()

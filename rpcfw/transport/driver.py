@@ -19,6 +19,7 @@ from .events import (
     TrailersReceived,
 )
 from .frames import ErrorCode
+from .keepalive import KeepaliveAction, KeepaliveConfig, keepalive_step
 from .stream import Stream, StreamResetError
 
 if TYPE_CHECKING:
@@ -52,6 +53,29 @@ class EventDispatch:
         raise NotImplementedError
 
     # -- shared by both IO layers ------------------------------------------------------------
+    _ping_sent_at: float | None
+    keepalive_pings_sent: int
+    last_read: float
+
+    def close(self, code: int = ErrorCode.NO_ERROR, debug: str = "") -> None:
+        raise NotImplementedError
+
+    def _keepalive_due(self, config: KeepaliveConfig, now: float) -> float | None:
+        """Apply the keepalive decision for ``now`` (send a PING, or close the connection);
+        returns when to ask again, or None once the connection is being closed."""
+        action, wake_at = keepalive_step(
+            config, now, self.last_read, self._ping_sent_at, bool(self.streams)
+        )
+        if action is KeepaliveAction.CLOSE:
+            self.close(ErrorCode.NO_ERROR, "keepalive ping not acknowledged")
+            return None
+        if action is KeepaliveAction.SEND_PING:
+            self._ping_sent_at = now
+            self.keepalive_pings_sent += 1
+            self.ping(KEEPALIVE_PING)
+        elif self._ping_sent_at is not None and self.last_read >= self._ping_sent_at:
+            self._ping_sent_at = None
+        return wake_at
     def stream_released(self, stream: Stream) -> None:
         self.streams.pop(stream.id, None)
         if self.core.can_open_stream():
