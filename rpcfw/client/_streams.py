@@ -13,7 +13,7 @@ from ..errors import RpcError
 from ..metadata import Metadata
 from ._call import ClientCall
 
-__all__ = ["BidiStream", "iterate_requests", "send_all"]
+__all__ = ["BidiStream", "iterate_requests", "send_all", "unary_response_while_sending"]
 
 
 async def iterate_requests(requests: Iterable[ReqT] | AsyncIterable[ReqT]) -> AsyncIterator[ReqT]:
@@ -38,6 +38,34 @@ async def send_all(
     except RpcError:
         if not (call.done or call.answered):
             raise
+
+
+async def unary_response_while_sending(
+    call: ClientCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
+) -> RespT:
+    """A client-streaming call: send the requests and wait for the response at the same time,
+    so a server that answers before the request stream ended (an error status, say) ends the
+    call even while the request iterator is still waiting for its next item. A failing
+    iterator cancels the call (RST_STREAM CANCEL) and its error is raised."""
+    sender = asyncio.ensure_future(send_all(call, requests))
+    receiver = asyncio.ensure_future(call.recv_unary())
+    try:
+        await asyncio.wait([sender, receiver], return_when=asyncio.FIRST_COMPLETED)
+        if sender.done() and not receiver.done() and sender.exception() is not None:
+            call.cancel("the request iterator failed")
+            raise sender.exception()  # type: ignore[misc]
+        response = await receiver
+        if not sender.done():  # answered before every request was sent: gRPC drops the rest
+            sender.cancel()
+        return response
+    finally:
+        for task in (sender, receiver):
+            if not task.done():
+                task.cancel()
+        await asyncio.wait([sender, receiver])  # our own cancellation still propagates
+        for task in (sender, receiver):
+            if not task.cancelled():
+                task.exception()  # retrieved: what matters was raised above
 
 
 class BidiStream(Generic[ReqT, RespT]):
@@ -94,6 +122,8 @@ class BidiStream(Generic[ReqT, RespT]):
 
     async def recv(self) -> RespT | None:
         """The next response, or None when the server ended the call with OK."""
+        if self._error is not None:  # the call ended with it: every later read says so too
+            raise self._error
         call = await self._get()
         try:
             message = await call.recv()

@@ -31,7 +31,7 @@ from ..transport.keepalive import KeepaliveConfig
 from ._balancing import BalancingCore
 from ._call import DEADLINE_EXCEEDED, ClientCall, is_connection_failure
 from ._connection import ClientConnection, ConnectionOptions
-from ._streams import BidiStream, send_all
+from ._streams import BidiStream, send_all, unary_response_while_sending
 from ._subchannel import HealthCheck
 
 __all__ = ["Channel"]
@@ -223,8 +223,7 @@ class Channel:
     ) -> RespT:
         deadline = effective_deadline(options.get("timeout"))
         with await self._open(spec, options, None, False, deadline) as call:
-            await send_all(call, requests)
-            return await call.recv_unary()
+            return await unary_response_while_sending(call, requests)
 
     def stream_stream(
         self, spec: MethodSpec[ReqT, RespT], **options: Unpack[CallOptions]

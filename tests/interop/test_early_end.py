@@ -17,8 +17,10 @@ import pytest
 
 import rpcfw
 
+from ..echo_service import wait_until
 from .conftest import ConnectGrpc, Peer
 from .grpc_peer import SERVICE
+from .wiretap import RST_STREAM, WireTap
 
 
 async def test_rpcfw_client_bidi_reads_replies_sent_before_the_servers_abort(
@@ -110,3 +112,71 @@ async def test_rpcfw_client_bidi_gets_ok_when_grpcio_server_ends_before_the_clie
             assert stream.status is rpcfw.Status.OK
     finally:
         await server.stop(0)
+
+
+async def test_rpcfw_client_streaming_gets_the_error_status_sent_before_it_half_closed(
+    echo_pb: ModuleType, server: Peer
+) -> None:
+    """Fault: the server aborts a client-streaming call (status, then RST_STREAM NO_ERROR)
+    while the client's request iterator is still waiting for its next item. The call ends with
+    that status (it used to wait for the iterator, or report UNIMPLEMENTED "no response")."""
+    never = asyncio.Event()
+    sent: list[str] = []
+
+    async def requests() -> AsyncIterator[Any]:
+        for word in ("a", "abort:9:stop here"):
+            sent.append(word)
+            yield echo_pb.EchoRequest(message=word)
+        await never.wait()  # the client would go on sending; the server has answered
+        yield echo_pb.EchoRequest(message="never sent")
+
+    async with asyncio.timeout(10), rpcfw.Channel(server.address) as channel:  # liveness bound
+        with pytest.raises(rpcfw.RpcError) as info:
+            await echo_pb.EchoStub(channel).client_stream(requests())
+    assert info.value.status is rpcfw.Status.FAILED_PRECONDITION
+    assert info.value.message == "stop here"
+    assert sent == ["a", "abort:9:stop here"]
+
+
+async def test_rpcfw_client_streaming_with_a_failing_iterator_cancels_the_call(
+    echo_pb: ModuleType, server: Peer, wiretap: WireTap
+) -> None:
+    """Fault: the request iterator raises mid-call. The caller gets that exception and the
+    server gets RST_STREAM CANCEL (seen on the wire), not a half-close that reads as "done"."""
+
+    class Broken(Exception):
+        pass
+
+    async def requests() -> AsyncIterator[Any]:
+        yield echo_pb.EchoRequest(message="a", delay_ms=60_000)  # the handler sits on it
+        raise Broken("iterator failed")
+
+    await wiretap.start(server.port)
+    async with asyncio.timeout(10), rpcfw.Channel(wiretap.address) as channel:  # liveness
+        with pytest.raises(Broken):
+            await echo_pb.EchoStub(channel).client_stream(requests())
+        await wait_until(lambda: wiretap.sent("client", RST_STREAM), within=5)
+    assert [f.error_code for f in wiretap.sent("client", RST_STREAM)] == [8]  # CANCEL
+    assert not [f for f in wiretap.sent("client", 0x0) if f.flags & 0x1]  # never END_STREAM
+
+
+async def test_rpcfw_bidi_status_and_every_later_recv_report_the_servers_error(
+    echo_pb: ModuleType, server: Peer
+) -> None:
+    """Fault: the server ends a bidi call with an error status (after one reply) before the
+    client half-closes. ``recv()`` raises it, a second ``recv()`` raises it again (it used to
+    return None, which reads as "ended OK"), and ``status`` reports it (it used to say OK)."""
+    async with (
+        asyncio.timeout(10),  # liveness bound
+        rpcfw.Channel(server.address) as channel,
+        echo_pb.EchoStub(channel).bidi() as stream,
+    ):
+        await stream.send(echo_pb.EchoRequest(message="a"))
+        assert (await stream.recv()).message == "a"  # type: ignore[union-attr]
+        assert stream.status is None  # still running
+        await stream.send(echo_pb.EchoRequest(message="abort:9:no more"))
+        for _ in range(2):
+            with pytest.raises(rpcfw.RpcError) as info:
+                await stream.recv()
+            assert info.value.status is rpcfw.Status.FAILED_PRECONDITION
+        assert stream.status is rpcfw.Status.FAILED_PRECONDITION
