@@ -8,9 +8,12 @@ reset or the connection is lost; deadline timers and server drain do the same. T
 from __future__ import annotations
 
 import asyncio
+import math
 from types import TracebackType
 
-__all__ = ["CallGuard"]
+import anyio
+
+__all__ = ["AnyioCallGuard", "CallGuard", "Guard"]
 
 
 class CallGuard:
@@ -59,13 +62,68 @@ class CallGuard:
             self._cancelled.add(task)
             task.cancel()
 
-    def set_deadline(
-        self, loop: asyncio.AbstractEventLoop, when: float, error: BaseException
-    ) -> None:
-        """Cancel with ``error`` at loop time ``when``."""
-        self._timer = loop.call_at(when, self.cancel, error)
+    def set_deadline(self, when: float, error: BaseException) -> None:
+        """Cancel with ``error`` at event-loop time ``when``."""
+        self._timer = asyncio.get_running_loop().call_at(when, self.cancel, error)
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+class AnyioCallGuard:
+    """``CallGuard`` for any anyio backend (trio too), on cancel scopes: ``with guard:`` opens
+    one whose deadline is the call's; ``cancel(error)`` cancels the open scopes. For one task
+    at a time (a server's handler task)."""
+
+    __slots__ = ("_deadline", "_deadline_error", "_scopes", "error")
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self._scopes: list[anyio.CancelScope] = []
+        self._deadline = math.inf
+        self._deadline_error: BaseException | None = None
+
+    def __enter__(self) -> None:
+        if self.error is not None:
+            raise self.error
+        scope = anyio.CancelScope(deadline=self._deadline)
+        scope.__enter__()
+        self._scopes.append(scope)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        scope = self._scopes.pop()
+        if scope.__exit__(exc_type, exc, tb) and exc is not None:
+            # the scope caught a cancellation it caused: the guard's own (deadline or cancel)
+            if self.error is None:
+                self.error = self._deadline_error
+            if self.error is not None:
+                raise self.error from None
+
+    def cancel(self, error: BaseException) -> None:
+        """End the call with ``error``; the first error wins."""
+        if self.error is not None:
+            return
+        self.error = error
+        for scope in self._scopes:
+            scope.cancel()
+
+    def set_deadline(self, when: float, error: BaseException) -> None:
+        """Cancel with ``error`` at ``anyio.current_time()`` ``when``."""
+        self._deadline = when
+        self._deadline_error = error
+        for scope in self._scopes:
+            scope.deadline = when
+
+    def close(self) -> None:
+        pass
+
+
+#: what the server's dispatch needs of a guard (either kind)
+Guard = CallGuard | AnyioCallGuard

@@ -9,7 +9,6 @@ while a message is arriving leaves the stream where it was.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -97,11 +96,7 @@ class ClientCall(Generic[ReqT, RespT]):
         self.on_done: Callable[[float, bool], None] | None = None
         self._started = time.monotonic()
         if deadline is not None:
-            self.guard.set_deadline(
-                asyncio.get_running_loop(),
-                deadline,
-                RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED),
-            )
+            self.guard.set_deadline(deadline, RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED))
 
     @property
     def initial_metadata(self) -> Metadata | None:

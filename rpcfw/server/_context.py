@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, NoReturn
+import contextlib
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from .._status import Status
 from .._wire import GRPC_CONTENT_TYPE, frame_message, trailers_for
@@ -12,11 +12,23 @@ from ..metadata import Metadata, MetadataLike, decode_metadata, encode_metadata
 from ..transport.hpack_codec import HeaderEncoder
 
 if TYPE_CHECKING:
-    from ..transport import AioConnection, Stream
+    from ..transport import Stream
 
-__all__ = ["CallContext"]
 
-_RESPONSE_HEADERS = [(":status", "200"), ("content-type", GRPC_CONTENT_TYPE)]
+class ServedConnection(Protocol):
+    """What a call needs of the connection it arrived on (either IO layer)."""
+
+    peer: str
+
+    def clock(self) -> float:
+        """Now, on the clock deadlines are measured with (the event loop's)."""
+        ...
+
+
+__all__ = ["RESPONSE_HEADERS", "CallContext", "ServedConnection"]
+
+RESPONSE_HEADERS = [(":status", "200"), ("content-type", GRPC_CONTENT_TYPE)]
+_RESPONSE_HEADERS = RESPONSE_HEADERS
 # the blocks nearly every unary answer sends, encoded once (the encoder is stateless)
 _RESPONSE_BLOCK = HeaderEncoder().encode(_RESPONSE_HEADERS)
 _OK_TRAILERS_BLOCK = HeaderEncoder().encode(trailers_for(Status.OK, None))
@@ -32,6 +44,7 @@ class CallContext:
     """
 
     __slots__ = (
+        "_clock",
         "_headers_sent",
         "_initial",
         "_max_send",
@@ -48,7 +61,7 @@ class CallContext:
 
     def __init__(
         self,
-        conn: AioConnection,
+        conn: ServedConnection,
         stream: Stream,
         method: str,
         deadline: float | None,
@@ -67,6 +80,7 @@ class CallContext:
         self.cancelled = False
         self.finished = False  # the status went out
         self.peer = conn.peer
+        self._clock = conn.clock
 
     @property
     def invocation_metadata(self) -> Metadata:
@@ -79,7 +93,7 @@ class CallContext:
         """Seconds left until the deadline (never negative), or None without a deadline."""
         if self.deadline is None:
             return None
-        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+        return max(0.0, self.deadline - self._clock())
 
     def set_initial_metadata(self, metadata: MetadataLike) -> None:
         """Metadata to send with the response headers (before the first message)."""
@@ -132,6 +146,17 @@ class CallContext:
         stream.send_headers(trailers, end_stream=True)
         if stream.needs_drain:
             await stream.drain()
+
+    def status_nowait(self, status: Status, message: str | None) -> None:
+        """The status now, without waiting for flow control (best effort: nothing is sent
+        when the stream or connection is already gone)."""
+        trailers = trailers_for(status, message, self._trailing)
+        if not self._headers_sent:
+            self._headers_sent = True
+            trailers = _RESPONSE_HEADERS + self._initial + trailers
+        self.finished = True
+        with contextlib.suppress(Exception):
+            self._stream.send_headers(trailers, end_stream=True)
 
     async def send_unary(self, payload: bytes) -> None:
         """Headers, message and OK trailers queued together: one socket write."""

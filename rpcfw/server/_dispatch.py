@@ -7,23 +7,24 @@ and a unary answer goes out in one socket write. Reads are cancel-safe (see tran
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from .._deadline import current_deadline
-from .._guard import CallGuard
+from .._guard import Guard
 from .._method import ServerMethod
 from .._status import Cardinality, Status
 from .._wire import GRPC_CONTENT_TYPE, is_grpc_content_type, parse_message_prefix, trailers_for
 from ..errors import RpcError
 from ..metadata import decode_timeout, encode_metadata
-from ..transport import AioConnection, ErrorCode, Stream, StreamResetError, TransportError
+from ..transport import ErrorCode, Stream, StreamResetError, TransportError
 from ..transport.stream import ConnectionLostError
-from ._context import CallContext
+from ._context import CallContext, ServedConnection
 
 __all__ = ["DispatchConfig", "handle_request"]
 
@@ -111,7 +112,7 @@ def _unimplemented(config: DispatchConfig, path: str) -> str:
 
 
 async def handle_request(
-    config: DispatchConfig, conn: AioConnection, stream: Stream, guard: CallGuard
+    config: DispatchConfig, conn: ServedConnection, stream: Stream, guard: Guard
 ) -> None:
     context: CallContext | None = None
     token = None
@@ -145,18 +146,15 @@ async def handle_request(
             )
             return
         deadline = None
-        loop = asyncio.get_running_loop()
         if timeout is not None:
             try:
-                deadline = loop.time() + decode_timeout(timeout)
+                deadline = conn.clock() + decode_timeout(timeout)
             except ValueError:
                 await _abort_http(
                     stream, "200", Status.INTERNAL, f"invalid grpc-timeout {timeout!r}"
                 )
                 return
-            guard.set_deadline(
-                loop, deadline, RpcError(Status.DEADLINE_EXCEEDED, "deadline exceeded")
-            )
+            guard.set_deadline(deadline, RpcError(Status.DEADLINE_EXCEEDED, "deadline exceeded"))
             token = current_deadline.set(deadline)
         context = CallContext(
             conn,
@@ -175,9 +173,13 @@ async def handle_request(
         if context is not None:
             trailing = encode_metadata(exc.trailing_metadata) if exc.trailing_metadata else None
             await _finish_with_error(context, exc.status, exc.message, trailing)
-    except asyncio.CancelledError:
+    except anyio.get_cancelled_exc_class():
+        # the handler's task was cancelled (the server is going away): the client hears
+        # UNAVAILABLE if the stream can still carry it, not a bare reset
         if context is not None:
             context.cancelled = True
+            if not context.finished and stream.error is None:
+                context.status_nowait(Status.UNAVAILABLE, "server is shutting down")
         raise
     except Exception as exc:
         log.exception("error in %s", path)

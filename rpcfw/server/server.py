@@ -19,6 +19,9 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.abc
+
 from .._method import ServerMethod, ServiceBase
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..registry.base import Registrar, Registration
@@ -167,16 +170,38 @@ class Server:
         )
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
-        if self.health is not None:
-            from ..health import ServingStatus
-
-            for name in ("", *self.services):
-                self.health._set_default(name, ServingStatus.SERVING)
+        self._mark_serving()
         log.info("serving %s on %s:%s", ", ".join(self.services), self.host, self.port)
         if self.registry is not None:
             assert self.host is not None and self.port is not None
             instances = self._registration.instances(self.services, self.host, self.port)
             await self.registry.register(instances)
+
+    def _mark_serving(self) -> None:
+        if self.health is not None:
+            from ..health import ServingStatus
+
+            for name in ("", *self.services):
+                self.health._set_default(name, ServingStatus.SERVING)
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve on any anyio backend, asyncio or trio, until cancelled:
+        ``port = await task_group.start(server.serve, host, port)``.
+
+        Cancelling the task group stops the server at once: each connection gets a GOAWAY,
+        handlers are cancelled (no grace; use ``start()``/``stop(grace)`` on asyncio for a
+        graceful drain), sockets close. Registration (``registry=``) and health Watch are
+        asyncio-only for now; health Check works.
+        """
+        from ._anyio import serve_anyio
+
+        await serve_anyio(self, host, port, task_status)
 
     @property
     def address(self) -> str:

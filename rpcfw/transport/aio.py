@@ -288,6 +288,10 @@ class AioConnection(EventDispatch, asyncio.Protocol):
         if data and self.transport is not None and not self.closed:
             self.transport.write(data)
 
+    def clock(self) -> float:
+        """The event loop's time (deadlines are measured with it)."""
+        return self.loop.time()
+
     @property
     def write_paused(self) -> bool:
         return self._write_paused

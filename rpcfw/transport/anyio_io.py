@@ -49,6 +49,10 @@ class AnyioConnectionOwner(TypingProtocol):
 
     def on_closed(self, conn: AnyioConnection, reason: str) -> None: ...
 
+    def on_shutdown(self, conn: AnyioConnection) -> None:
+        """The task running the connection was cancelled: last words on open streams now
+        (a GOAWAY follows, then the socket closes)."""
+
 
 class _AnyioWaker:
     __slots__ = ("_event",)
@@ -82,6 +86,7 @@ class AnyioConnection(EventDispatch):
     ) -> None:
         self.core = core
         self.owner = owner  # type: ignore[assignment]  # same callbacks, this layer's type
+        self._owner = owner
         self._byte_stream = byte_stream
         self.streams: dict[int, Stream] = {}
         self.closed = False
@@ -131,6 +136,10 @@ class AnyioConnection(EventDispatch):
                 await self._flush_final()
                 group.cancel_scope.cancel()
         finally:
+            if not self.core.closed:  # cancelled: tell the peer before the socket goes
+                self._owner.on_shutdown(self)
+                self.core.close(ErrorCode.NO_ERROR, "shutting down")
+                await self._flush_final()
             self._lost(self.close_reason or reason)
             with anyio.CancelScope(shield=True):
                 await self._byte_stream.aclose()
@@ -246,6 +255,10 @@ class AnyioConnection(EventDispatch):
     # -- StreamIO --------------------------------------------------------------------------
     def write_soon(self) -> None:
         self._write_wanted.set()
+
+    def clock(self) -> float:
+        """anyio's clock (the running backend's; deadlines are measured with it)."""
+        return anyio.current_time()
 
     @property
     def write_paused(self) -> bool:

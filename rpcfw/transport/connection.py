@@ -105,6 +105,11 @@ class H2Connection(InboundFrames):
         stream = self._streams.get(stream_id)
         return stream is None or stream.end_queued or stream.local_closed
 
+    def response_started(self, stream_id: int) -> bool:
+        """Server: response headers went out on this stream."""
+        stream = self._streams.get(stream_id)
+        return stream is not None and stream.response_started
+
     def can_open_stream(self) -> bool:
         return (
             not self.closed

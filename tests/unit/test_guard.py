@@ -29,7 +29,7 @@ async def test_guard_cancel_wakes_waiting_task_with_its_error() -> None:
 async def test_guard_deadline_fires_once_and_first_error_wins() -> None:
     guard = CallGuard()
     loop = asyncio.get_running_loop()
-    guard.set_deadline(loop, loop.time() + 0.01, Boom("deadline"))
+    guard.set_deadline(loop.time() + 0.01, Boom("deadline"))
     with pytest.raises(Boom, match="deadline"), guard:
         await asyncio.sleep(5)
     guard.cancel(Boom("later"))
@@ -54,7 +54,7 @@ async def test_guard_does_not_swallow_outside_cancellation() -> None:
 async def test_closed_guard_deadline_never_fires() -> None:
     guard = CallGuard()
     loop = asyncio.get_running_loop()
-    guard.set_deadline(loop, loop.time() + 0.01, Boom("deadline"))
+    guard.set_deadline(loop.time() + 0.01, Boom("deadline"))
     guard.close()
     await asyncio.sleep(0.03)
     assert guard.error is None

@@ -1,0 +1,109 @@
+"""Serving on any anyio backend (asyncio or trio): ``Server.serve()``.
+
+One task group per listener, one per connection (its handler tasks live in it), and the
+transport's anyio layer underneath. Cancelling the task group that runs ``serve()`` stops the
+server: every connection gets a GOAWAY, handlers are cancelled at once (no grace: their
+clients see the connection end), and sockets close.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+
+from .._guard import AnyioCallGuard
+from .._status import Status
+from .._wire import trailers_for
+from ..transport import H2Connection, Stream
+from ..transport.anyio_io import AnyioConnection
+from ._context import RESPONSE_HEADERS as _RESPONSE_HEADERS
+from ._dispatch import handle_request
+
+if TYPE_CHECKING:
+    from .server import Server
+
+__all__ = ["serve_anyio"]
+
+log = logging.getLogger("rpcfw.server")
+
+
+class _AnyioServerConnection:
+    """Owner of one accepted connection on the anyio layer: one handler task per call."""
+
+    def __init__(self, server: Server, handlers: anyio.abc.TaskGroup) -> None:
+        self.server = server
+        self.handlers = handlers
+
+    def on_connection_made(self, conn: AnyioConnection) -> None:
+        self.server.stats.connections_accepted += 1
+
+    def on_request(self, conn: AnyioConnection, stream: Stream) -> None:
+        self.server.stats.calls_started += 1
+        guard = AnyioCallGuard()
+        stream.watcher = guard.cancel  # reset or connection lost: wake the handler
+        self.handlers.start_soon(handle_request, self.server._dispatch, conn, stream, guard)
+
+    def on_goaway(self, conn: AnyioConnection, last_stream_id: int, code: int) -> None:
+        pass
+
+    def on_ping_ack(self, conn: AnyioConnection, data: bytes) -> None:
+        pass
+
+    def on_idle(self, conn: AnyioConnection) -> None:
+        pass
+
+    def on_shutdown(self, conn: AnyioConnection) -> None:
+        """Serving was cancelled: calls in flight end with UNAVAILABLE (what gRPC clients
+        expect from a server going away), not with a bare reset."""
+        for stream in list(conn.streams.values()):
+            if stream.error is None and not stream.local_closed:
+                trailers = trailers_for(Status.UNAVAILABLE, "server is shutting down")
+                if not conn.core.response_started(stream.id):
+                    trailers = [*_RESPONSE_HEADERS, *trailers]
+                conn.core.send_headers(stream.id, trailers, end_stream=True)
+
+    def on_closed(self, conn: AnyioConnection, reason: str) -> None:
+        stats = self.server.stats
+        stats.resets_received += conn.core.resets_received
+        stats.streams_refused += conn.core.streams_refused
+        if reason.startswith("ENHANCE_YOUR_CALM"):
+            stats.connections_ended_for_abuse += 1
+            log.warning("closed connection from %s: %s", conn.peer, reason)
+
+
+async def _serve_connection(server: Server, byte_stream: anyio.abc.ByteStream) -> None:
+    async with anyio.create_task_group() as handlers:
+        conn = AnyioConnection(
+            H2Connection(server._h2_config, client=False),
+            _AnyioServerConnection(server, handlers),
+            byte_stream,
+            handshake_timeout=server._handshake_timeout,
+            keepalive=server._keepalive,
+        )
+        try:
+            await conn.run()
+        finally:
+            handlers.cancel_scope.cancel()  # the connection is gone: so are its calls
+
+
+async def serve_anyio(
+    server: Server,
+    host: str,
+    port: int,
+    task_status: anyio.abc.TaskStatus[int],
+) -> None:
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    async with listener:
+        sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
+        server.host, server.port = str(sockname[0]), int(sockname[1])
+        server._mark_serving()
+        log.info("serving %s on %s:%s (anyio)", ", ".join(server.services), host, server.port)
+        task_status.started(server.port)
+
+        async def handle(byte_stream: anyio.abc.ByteStream) -> None:
+            await _serve_connection(server, byte_stream)
+
+        await listener.serve(handle)
