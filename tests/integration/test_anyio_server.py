@@ -34,6 +34,10 @@ def anyio_echo(echo: ModuleType) -> Any:
             self.sleeping = anyio.Event()  # made in the running loop: the test's
 
         async def _prepare(self, request: Any, context: rpcfw.CallContext) -> None:
+            echoed = [(k, v) for k, v in context.invocation_metadata if k.startswith("x-")]
+            if echoed and not context.headers_sent:
+                context.set_initial_metadata(echoed)
+                context.set_trailing_metadata(echoed)
             if request.message.startswith("abort:"):
                 _, code, text = request.message.split(":", 2)
                 context.abort(rpcfw.Status(int(code)), text)
@@ -101,6 +105,34 @@ def test_serve_answers_grpcio_for_all_four_call_kinds(backend: str, echo_pb: Mod
 
     results, _ = run(backend, body, echo_pb)
     assert results == ["one", [0, 1, 2], "a,b,c", ["x", "y"]]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_serve_carries_large_messages_and_metadata_both_ways(
+    backend: str, echo_pb: ModuleType
+) -> None:
+    """3 MiB each way (past every flow-control window: the server's reads and writes wait on
+    WINDOW_UPDATEs on this backend too), and metadata echoed as initial and trailing."""
+    payload = bytes(range(256)) * (3 * 4096)
+
+    async def body(server: rpcfw.Server, port: int) -> Any:
+        def call() -> Any:
+            client = GrpcClient(port, echo_pb)
+            try:
+                reply, rpc = client.unary.with_call(
+                    echo_pb.EchoRequest(message="big", payload=payload),
+                    metadata=[("x-trace", "t-1")],
+                )
+                return reply.payload, rpc.initial_metadata(), rpc.trailing_metadata()
+            finally:
+                client.channel.close()
+
+        return await anyio.to_thread.run_sync(call)
+
+    (echoed, initial, trailing), _ = run(backend, body, echo_pb)
+    assert echoed == payload
+    assert ("x-trace", "t-1") in tuple(initial)
+    assert ("x-trace", "t-1") in tuple(trailing)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
