@@ -15,7 +15,7 @@ from typing import Any
 
 import rpcfw
 
-__all__ = ["make_echo_service", "wait_until"]
+__all__ = ["echo_metadata_and_abort", "make_echo_service", "wait_until"]
 
 
 async def wait_until(predicate: Callable[[], object], within: float = 2.0) -> None:
@@ -28,6 +28,17 @@ async def wait_until(predicate: Callable[[], object], within: float = 2.0) -> No
         await asyncio.sleep(0.01)
 
 
+def echo_metadata_and_abort(request: Any, context: rpcfw.CallContext) -> None:
+    """The service's hooks that need no waiting: echo ``x-`` metadata, ``abort:<code>:<text>``."""
+    echoed = [(k, v) for k, v in context.invocation_metadata if k.startswith("x-")]
+    if echoed and not context.headers_sent:
+        context.set_initial_metadata(echoed)
+        context.set_trailing_metadata(echoed)
+    if request.message.startswith("abort:"):
+        _, code, text = request.message.split(":", 2)
+        context.abort(rpcfw.Status(int(code)), text)
+
+
 def make_echo_service(mod: ModuleType, server_id: str) -> Any:
     Request, Response = mod.EchoRequest, mod.EchoResponse
 
@@ -38,13 +49,7 @@ def make_echo_service(mod: ModuleType, server_id: str) -> Any:
             self.calls = 0
 
         async def _prepare(self, request: Any, context: rpcfw.CallContext) -> None:
-            echoed = [(k, v) for k, v in context.invocation_metadata if k.startswith("x-")]
-            if echoed and not context.headers_sent:
-                context.set_initial_metadata(echoed)
-                context.set_trailing_metadata(echoed)
-            if request.message.startswith("abort:"):
-                _, code, text = request.message.split(":", 2)
-                context.abort(rpcfw.Status(int(code)), text)
+            echo_metadata_and_abort(request, context)
             if request.message == "raise":
                 raise ValueError("boom")
             if request.delay_ms:

@@ -33,13 +33,11 @@ class ClientConnection:
         self,
         host: str,
         port: int,
-        config: ConnectionOptions | H2Config,
+        config: ConnectionOptions,
         on_change: Callable[[ClientConnection], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
-        if not isinstance(config, ConnectionOptions):
-            config = ConnectionOptions(config)
         self._config = config
         self._on_change = on_change
         self.protocol: AioConnection | None = None
@@ -91,12 +89,13 @@ class ClientConnection:
 
     async def open_stream(self, headers: Headers, end_stream: bool) -> Stream:
         """A new stream; waits while the server's MAX_CONCURRENT_STREAMS is reached."""
-        protocol = self.protocol
-        if protocol is None:
+        stream = self.try_open_stream(headers, end_stream)
+        if stream is not None:
+            return stream
+        if self.protocol is None:
             raise RuntimeError("not connected")
-        if not protocol.core.can_open_stream():
-            await protocol.wait_for_stream_slot()
-        return protocol.open_stream(headers, end_stream)
+        await self.protocol.wait_for_stream_slot()
+        return self.protocol.open_stream(headers, end_stream)
 
     def close(self) -> None:
         self.closed = True

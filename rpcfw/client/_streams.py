@@ -54,10 +54,8 @@ async def unary_response_while_sending(
         if sender.done() and not receiver.done() and sender.exception() is not None:
             call.cancel("the request iterator failed")
             raise sender.exception()  # type: ignore[misc]
-        response = await receiver
-        if not sender.done():  # answered before every request was sent: gRPC drops the rest
-            sender.cancel()
-        return response
+        # answered before every request was sent? gRPC drops the rest: ``finally`` cancels
+        return await receiver
     finally:
         for task in (sender, receiver):
             if not task.done():

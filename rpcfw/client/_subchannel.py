@@ -28,7 +28,6 @@ from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..balancer.base import ConnectivityState, Endpoint
 from ..errors import RpcError
 from ..policy.backoff import Backoff, BackoffConfig
-from ..transport import H2Config
 from ._call import ClientCall
 from ._connection import ClientConnection, ConnectionOptions
 
@@ -54,7 +53,7 @@ class Subchannel:
     def __init__(
         self,
         endpoint: Endpoint,
-        config: ConnectionOptions | H2Config,
+        config: ConnectionOptions,
         backoff: BackoffConfig,
         on_state: StateListener,
         *,

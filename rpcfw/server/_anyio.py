@@ -19,7 +19,7 @@ from .._status import Status
 from .._wire import trailers_for
 from ..transport import H2Connection, Stream
 from ..transport.anyio_io import AnyioConnection
-from ._context import RESPONSE_HEADERS as _RESPONSE_HEADERS
+from ._context import RESPONSE_HEADERS
 from ._dispatch import handle_request
 
 if TYPE_CHECKING:
@@ -62,16 +62,11 @@ class _AnyioServerConnection:
             if stream.error is None and not stream.local_closed:
                 trailers = trailers_for(Status.UNAVAILABLE, "server is shutting down")
                 if not conn.core.response_started(stream.id):
-                    trailers = [*_RESPONSE_HEADERS, *trailers]
+                    trailers = [*RESPONSE_HEADERS, *trailers]
                 conn.core.send_headers(stream.id, trailers, end_stream=True)
 
     def on_closed(self, conn: AnyioConnection, reason: str) -> None:
-        stats = self.server.stats
-        stats.resets_received += conn.core.resets_received
-        stats.streams_refused += conn.core.streams_refused
-        if reason.startswith("ENHANCE_YOUR_CALM"):
-            stats.connections_ended_for_abuse += 1
-            log.warning("closed connection from %s: %s", conn.peer, reason)
+        self.server.stats.connection_ended(conn.core, conn.peer, reason)
 
 
 async def _serve_connection(server: Server, byte_stream: anyio.abc.ByteStream) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from .._guard import CallGuard
 from .._status import Status
 from ..errors import RpcError
-from ..transport import AioConnection, ErrorCode, Stream
+from ..transport import AioConnection, ErrorCode, H2Connection, Stream
 from ..transport.frames import MAX_STREAM_ID
 from ..transport.keepalive import ConnectionAge, jittered_age
 from ._dispatch import handle_request
@@ -43,6 +43,14 @@ class ServerStats:
     resets_received: int = 0
     streams_refused: int = 0
     connections_ended_for_abuse: int = 0
+
+    def connection_ended(self, core: H2Connection, peer: str, reason: str) -> None:
+        """Add an ended connection's counters (and log it if it ended for abuse)."""
+        self.resets_received += core.resets_received
+        self.streams_refused += core.streams_refused
+        if reason.startswith("ENHANCE_YOUR_CALM"):
+            self.connections_ended_for_abuse += 1
+            log.warning("closed connection from %s: %s", peer, reason)
 
 
 class ServerConnection:
@@ -155,10 +163,5 @@ class ServerConnection:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        stats = self.server.stats
-        stats.resets_received += conn.core.resets_received
-        stats.streams_refused += conn.core.streams_refused
-        if reason.startswith("ENHANCE_YOUR_CALM"):
-            stats.connections_ended_for_abuse += 1
-            log.warning("closed connection from %s: %s", conn.peer, reason)
+        self.server.stats.connection_ended(conn.core, conn.peer, reason)
         self.server._connection_closed(self)

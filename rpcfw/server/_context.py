@@ -28,9 +28,8 @@ class ServedConnection(Protocol):
 __all__ = ["RESPONSE_HEADERS", "CallContext", "ServedConnection"]
 
 RESPONSE_HEADERS = [(":status", "200"), ("content-type", GRPC_CONTENT_TYPE)]
-_RESPONSE_HEADERS = RESPONSE_HEADERS
 # the blocks nearly every unary answer sends, encoded once (the encoder is stateless)
-_RESPONSE_BLOCK = HeaderEncoder().encode(_RESPONSE_HEADERS)
+_RESPONSE_BLOCK = HeaderEncoder().encode(RESPONSE_HEADERS)
 _OK_TRAILERS_BLOCK = HeaderEncoder().encode(trailers_for(Status.OK, None))
 
 
@@ -107,7 +106,7 @@ class CallContext:
             self.set_initial_metadata(metadata)
         if not self._headers_sent:
             self._headers_sent = True
-            self._stream.send_headers(_RESPONSE_HEADERS + self._initial)
+            self._stream.send_headers(RESPONSE_HEADERS + self._initial)
 
     def set_trailing_metadata(self, metadata: MetadataLike) -> None:
         """Metadata to send with the status at the end of the call."""
@@ -137,12 +136,12 @@ class CallContext:
         if not self._headers_sent:
             self._headers_sent = True
             if not self._initial:  # trailers-only response
-                stream.send_headers(_RESPONSE_HEADERS + trailers, end_stream=True)
+                stream.send_headers(RESPONSE_HEADERS + trailers, end_stream=True)
                 if stream.needs_drain:
                     await stream.drain()
                 return
             # initial metadata the handler set is not dropped (grpc-go and grpc-core send it too)
-            stream.send_headers(_RESPONSE_HEADERS + self._initial)
+            stream.send_headers(RESPONSE_HEADERS + self._initial)
         stream.send_headers(trailers, end_stream=True)
         if stream.needs_drain:
             await stream.drain()
@@ -153,7 +152,7 @@ class CallContext:
         trailers = trailers_for(status, message, self._trailing)
         if not self._headers_sent:
             self._headers_sent = True
-            trailers = _RESPONSE_HEADERS + self._initial + trailers
+            trailers = RESPONSE_HEADERS + self._initial + trailers
         self.finished = True
         with contextlib.suppress(Exception):
             self._stream.send_headers(trailers, end_stream=True)
@@ -165,7 +164,7 @@ class CallContext:
         if not self._headers_sent:
             self._headers_sent = True
             if self._initial:
-                stream.send_headers(_RESPONSE_HEADERS + self._initial)
+                stream.send_headers(RESPONSE_HEADERS + self._initial)
             else:
                 stream.send_header_block(_RESPONSE_BLOCK)
         stream.send_data_nowait(framed)

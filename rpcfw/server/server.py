@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_SERVER_KEEPALIVE", "Server", "ServerStats"]
 
-#: gRPC's server default: ping a client quiet for 2 hours, close if no answer in 20 s
 _CLOSE_LINGER = 1.0  # how long a stopped server lets closing sockets flush before aborting
+#: gRPC's server default: ping a client quiet for 2 hours, close if no answer in 20 s
 DEFAULT_SERVER_KEEPALIVE = KeepaliveConfig(
     time=2 * 60 * 60.0, timeout=20.0, permit_without_calls=True
 )

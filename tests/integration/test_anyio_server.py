@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 import rpcfw
-from tests.echo_service import make_echo_service
+from tests.echo_service import echo_metadata_and_abort, make_echo_service
 
 BACKENDS = ["asyncio", "trio"]
 LIVENESS = 10.0  # generous bound: only a hang trips it
@@ -34,13 +34,7 @@ def anyio_echo(echo: ModuleType) -> Any:
             self.sleeping = anyio.Event()  # made in the running loop: the test's
 
         async def _prepare(self, request: Any, context: rpcfw.CallContext) -> None:
-            echoed = [(k, v) for k, v in context.invocation_metadata if k.startswith("x-")]
-            if echoed and not context.headers_sent:
-                context.set_initial_metadata(echoed)
-                context.set_trailing_metadata(echoed)
-            if request.message.startswith("abort:"):
-                _, code, text = request.message.split(":", 2)
-                context.abort(rpcfw.Status(int(code)), text)
+            echo_metadata_and_abort(request, context)
             if request.delay_ms:
                 self.sleeping.set()
                 try:

@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 
 from rpcfw.balancer.base import ConnectivityState, Endpoint
-from rpcfw.client._connection import ClientConnection
+from rpcfw.client._connection import ClientConnection, ConnectionOptions
 from rpcfw.client._subchannel import Subchannel
 from rpcfw.policy.backoff import BackoffConfig
 from rpcfw.registry import Instance, LeaseRegistrar, LocalStore
 from rpcfw.resolver import DnsResolver, parse_target
 from rpcfw.resolver.registry_resolver import RegistryResolver
-from rpcfw.transport import H2Config
 
 LIVENESS = 10.0  # bound on waits that must not hang (not a timing assertion)
 
@@ -78,7 +77,7 @@ async def test_subchannel_wait_closed_propagates_cancellation_while_a_connect_is
 
     monkeypatch.setattr(ClientConnection, "connect", connect)
     subchannel = Subchannel(
-        Endpoint("127.0.0.1", 9), H2Config(), BackoffConfig(), lambda sc, state: None
+        Endpoint("127.0.0.1", 9), ConnectionOptions(), BackoffConfig(), lambda sc, state: None
     )
 
     async def close() -> None:
@@ -191,7 +190,7 @@ async def test_subchannel_that_lost_its_connection_waits_idle_until_a_call_needs
     deferred: list[Subchannel] = []
     subchannel = Subchannel(
         Endpoint("127.0.0.1", 9),
-        H2Config(),
+        ConnectionOptions(),
         BackoffConfig(),
         lambda sc, state: states.append(state),
         on_deferred=deferred.append,
