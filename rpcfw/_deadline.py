@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from contextvars import ContextVar
+
+from ._clock import now
 
 __all__ = ["current_deadline", "effective_deadline"]
 
-#: Absolute deadline (event-loop time) of the call this task is serving, if any.
+#: Absolute deadline (the backend's clock, ``_clock.now``) of the call this task is serving, if any.
 current_deadline: ContextVar[float | None] = ContextVar("rpcfw_deadline", default=None)
 
 
 def effective_deadline(timeout: float | None) -> float | None:
-    """The earlier of ``now + timeout`` and the inherited deadline (loop time)."""
+    """The earlier of ``now + timeout`` and the inherited deadline (backend clock)."""
     inherited = current_deadline.get()
     if timeout is None:
         return inherited
-    own = asyncio.get_running_loop().time() + timeout
+    own = now() + timeout
     return own if inherited is None else min(own, inherited)

@@ -74,14 +74,14 @@ class CallGuard:
 
 class AnyioCallGuard:
     """``CallGuard`` for any anyio backend (trio too), on cancel scopes: ``with guard:`` opens
-    one whose deadline is the call's; ``cancel(error)`` cancels the open scopes. For one task
-    at a time (a server's handler task)."""
+    one whose deadline is the call's; ``cancel(error)`` cancels the open scopes. Several tasks
+    may be inside at once (a bidi call's reader and writer), each in its own scope."""
 
     __slots__ = ("_deadline", "_deadline_error", "_scopes", "error")
 
     def __init__(self) -> None:
         self.error: BaseException | None = None
-        self._scopes: list[anyio.CancelScope] = []
+        self._scopes: dict[int, list[anyio.CancelScope]] = {}  # by task, innermost last
         self._deadline = math.inf
         self._deadline_error: BaseException | None = None
 
@@ -90,7 +90,7 @@ class AnyioCallGuard:
             raise self.error
         scope = anyio.CancelScope(deadline=self._deadline)
         scope.__enter__()
-        self._scopes.append(scope)
+        self._scopes.setdefault(anyio.get_current_task().id, []).append(scope)
 
     def __exit__(
         self,
@@ -98,7 +98,11 @@ class AnyioCallGuard:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        scope = self._scopes.pop()
+        task = anyio.get_current_task().id
+        scopes = self._scopes[task]
+        scope = scopes.pop()
+        if not scopes:
+            del self._scopes[task]
         if scope.__exit__(exc_type, exc, tb) and exc is not None:
             # the scope caught a cancellation it caused: the guard's own (deadline or cancel)
             if self.error is None:
@@ -106,19 +110,22 @@ class AnyioCallGuard:
             if self.error is not None:
                 raise self.error from None
 
+    def _open_scopes(self) -> list[anyio.CancelScope]:
+        return [scope for scopes in self._scopes.values() for scope in scopes]
+
     def cancel(self, error: BaseException) -> None:
         """End the call with ``error``; the first error wins."""
         if self.error is not None:
             return
         self.error = error
-        for scope in self._scopes:
+        for scope in self._open_scopes():
             scope.cancel()
 
     def set_deadline(self, when: float, error: BaseException) -> None:
         """Cancel with ``error`` at ``anyio.current_time()`` ``when``."""
         self._deadline = when
         self._deadline_error = error
-        for scope in self._scopes:
+        for scope in self._open_scopes():
             scope.deadline = when
 
     def close(self) -> None:

@@ -15,10 +15,11 @@ https://github.com/grpc/grpc/blob/master/doc/health-checking.md).
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
+
+import anyio
 
 from ._proto.grpc.health.v1.health_rpcfw import (
     HealthBase,
@@ -61,17 +62,31 @@ def _response(status: ServingStatus) -> HealthCheckResponse:
 
 
 class _Watcher:
-    """One Watch call: the latest status of its service, and a wake-up when it changes."""
+    """One Watch call: the latest status of its service, and a wake-up when it changes (on
+    any anyio backend)."""
 
-    __slots__ = ("changed", "status")
+    __slots__ = ("_event", "changed", "status")
 
     def __init__(self, status: ServingStatus) -> None:
         self.status = status
-        self.changed = asyncio.Event()
+        self.changed = False
+        self._event: anyio.Event | None = None
 
-    def update(self, status: ServingStatus) -> None:
-        self.status = status
-        self.changed.set()
+    def update(self, status: ServingStatus | None = None) -> None:
+        if status is not None:
+            self.status = status
+        self.changed = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Until the next ``update`` (at once if one came since ``changed`` was cleared)."""
+        if not self.changed:
+            self._event = anyio.Event()
+            try:
+                await self._event.wait()
+            finally:
+                self._event = None
 
 
 class HealthService(HealthBase):
@@ -89,8 +104,7 @@ class HealthService(HealthBase):
     def __init__(self) -> None:
         self._statuses: dict[str, ServingStatus] = {}
         self._watchers: dict[str, set[_Watcher]] = {}
-        self._no_watchers = asyncio.Event()
-        self._no_watchers.set()
+        self._no_watchers: anyio.Event | None = None  # while _watchers_ended waits
         self._shutting_down = False
 
     def __repr__(self) -> str:
@@ -130,7 +144,7 @@ class HealthService(HealthBase):
         self._shutting_down = True
         for watchers in self._watchers.values():
             for watcher in watchers:
-                watcher.changed.set()  # wake those on unknown services too: they end now
+                watcher.update()  # wake those on unknown services too: they end now
 
     def _set(self, service: str, status: ServingStatus) -> None:
         self._statuses[service] = status
@@ -144,7 +158,10 @@ class HealthService(HealthBase):
 
     async def _watchers_ended(self) -> None:
         """Return once no Watch is running (after enter_graceful_shutdown: all have ended)."""
-        await self._no_watchers.wait()
+        if self._watchers:
+            if self._no_watchers is None:
+                self._no_watchers = anyio.Event()
+            await self._no_watchers.wait()
 
     # -- grpc.health.v1.Health -----------------------------------------------------------
     async def check(self, request: HealthCheckRequest, context: CallContext) -> HealthCheckResponse:
@@ -159,28 +176,28 @@ class HealthService(HealthBase):
         service = request.service
         watcher = _Watcher(self._statuses.get(service, ServingStatus.SERVICE_UNKNOWN))
         self._watchers.setdefault(service, set()).add(watcher)
-        self._no_watchers.clear()
         try:
             sent: ServingStatus | None = None
             while True:
-                watcher.changed.clear()
+                watcher.changed = False
                 status = watcher.status
                 if status is not sent:
                     sent = status
                     yield _response(status)
-                    if watcher.changed.is_set():
+                    if watcher.changed:
                         continue  # changed while the message was being sent
                 if self._shutting_down:
                     return
-                await watcher.changed.wait()
+                await watcher.wait()
         finally:
             watchers = self._watchers.get(service)
             if watchers is not None:
                 watchers.discard(watcher)
                 if not watchers:
                     del self._watchers[service]
-            if not self._watchers:
+            if not self._watchers and self._no_watchers is not None:
                 self._no_watchers.set()
+                self._no_watchers = None
 
 
 async def watch_health(

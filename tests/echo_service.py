@@ -13,19 +13,21 @@ from collections.abc import AsyncIterator, Callable
 from types import ModuleType
 from typing import Any
 
+import anyio
+
 import rpcfw
 
 __all__ = ["echo_metadata_and_abort", "make_echo_service", "wait_until"]
 
 
 async def wait_until(predicate: Callable[[], object], within: float = 2.0) -> None:
-    """Poll ``predicate`` until it is truthy; fail the test after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within
+    """Poll ``predicate`` until it is truthy; fail the test after ``within`` seconds (on any
+    anyio backend)."""
+    end = anyio.current_time() + within
     while not predicate():
-        if loop.time() > end:
+        if anyio.current_time() > end:
             raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.01)
+        await anyio.sleep(0.01)
 
 
 def echo_metadata_and_abort(request: Any, context: rpcfw.CallContext) -> None:

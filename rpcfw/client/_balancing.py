@@ -19,6 +19,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import anyio.abc
+
+from .._runtime import AnyioRuntime, AsyncioRuntime, ChannelRuntime, EventLike, TaskHandle
 from .._status import Status
 from ..balancer.base import (
     Balancer,
@@ -49,6 +52,25 @@ _CLOSE_GRACE = 5.0
 BalancerFactory = Callable[[Any], Balancer]
 
 
+class _Done:
+    """The closing of a channel that never started anything."""
+
+    def cancel(self) -> None:
+        pass
+
+    def done(self) -> bool:
+        return True
+
+    def error(self) -> BaseException | None:
+        return None
+
+    async def wait(self) -> None:
+        pass
+
+
+_NOTHING_TO_WAIT_FOR = _Done()
+
+
 class BalancingCore:
     def __init__(
         self,
@@ -71,10 +93,13 @@ class BalancingCore:
         self.subchannels: set[Subchannel] = set()
         self._draining: set[Subchannel] = set()  # removed by the balancer, not closed yet
         self._deferred: set[Subchannel] = set()  # IDLE, waiting for a call to connect
-        self._closing: asyncio.Task[None] | None = None
+        self._closing: TaskHandle | None = None
         self.picker: Picker | None = None
         self.state = ConnectivityState.IDLE
-        self._picker_changed = asyncio.Event()
+        self.runtime: ChannelRuntime | None = None  # chosen by the first call
+        #: the task group of ``async with Channel(...)`` (needed on backends other than asyncio)
+        self.task_group: anyio.abc.TaskGroup | None = None
+        self._picker_changed: EventLike | None = None
         self._resolver_error: str | None = None
         # the resolver is built now so a bad target fails at Channel(...), not on first call
         self.resolver = create_resolver(target, self._on_resolved)
@@ -89,10 +114,34 @@ class BalancingCore:
         return self.resolver.authority
 
     def _start(self) -> None:
+        self.runtime = self._make_runtime()
+        self._picker_changed = self.runtime.event()
         self._started = True
         self.balancer = self._balancer_factory(self)
         assert self.resolver is not None
+        self.resolver.runtime = self.runtime
         self.resolver.start()
+
+    def ensure_runtime(self) -> ChannelRuntime:
+        """The channel's runtime; the first call starts the resolver and balancer with it."""
+        if not self._started:
+            if self.closed:  # never start a resolver (and its tasks) after close
+                raise ChannelClosedError()
+            self._start()
+        assert self.runtime is not None
+        return self.runtime
+
+    def _make_runtime(self) -> ChannelRuntime:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self.task_group is None:
+                raise RuntimeError(
+                    "on trio (any backend but asyncio), open the channel with "
+                    "`async with Channel(...)`: its background tasks run in that block"
+                ) from None
+            return AnyioRuntime(self.task_group)
+        return AsyncioRuntime()
 
     # -- serialization -------------------------------------------------------------------
     def _serialize(self, fn: Callable[[], None]) -> None:
@@ -138,11 +187,13 @@ class BalancingCore:
 
     # -- BalancerHelper ------------------------------------------------------------------
     def create_subchannel(self, endpoint: Endpoint) -> SubchannelLike:
+        assert self.runtime is not None
         subchannel = Subchannel(
             endpoint,
             self._config,
             self._backoff,
             self._on_subchannel_state,
+            runtime=self.runtime,
             health=self._health,
             on_deferred=self._on_deferred,
         )
@@ -160,16 +211,19 @@ class BalancingCore:
             self._draining.add(subchannel)
 
     def update_picker(self, state: ConnectivityState, picker: Picker) -> None:
+        assert self.runtime is not None and self._picker_changed is not None
         self.state = state
         self.picker = picker
         self._picker_changed.set()
-        self._picker_changed = asyncio.Event()
+        self._picker_changed = self.runtime.event()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
-        return asyncio.get_running_loop().call_later(delay, self._serialize, callback)
+        assert self.runtime is not None
+        return self.runtime.call_later(delay, lambda: self._serialize(callback))
 
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        assert self.runtime is not None
+        return self.runtime.now()
 
     # -- the call path -------------------------------------------------------------------
     def _unavailable(self) -> RpcError:
@@ -188,13 +242,10 @@ class BalancingCore:
         """A ready connection for one call; waits for one (until ``deadline``) when none is
         ready, or fails fast with UNAVAILABLE when the channel is in TRANSIENT_FAILURE and the
         caller did not ask to wait."""
-        if not self._started:
-            if self.closed:  # never start a resolver (and its tasks) after close
-                raise ChannelClosedError()
-            self._start()
-        loop = asyncio.get_running_loop()
+        runtime = self.ensure_runtime()
         while True:
             changed = self._picker_changed  # set by any picker published from here on
+            assert changed is not None
             if self.closed:
                 raise ChannelClosedError()
             if self._deferred:
@@ -221,7 +272,8 @@ class BalancingCore:
                 if deadline is None:
                     await changed.wait()
                 else:
-                    await asyncio.wait_for(changed.wait(), max(0.0, deadline - loop.time()))
+                    async with runtime.timeout(max(0.0, deadline - runtime.now())):
+                        await changed.wait()
             except TimeoutError:
                 raise RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED) from None
 
@@ -241,6 +293,12 @@ class BalancingCore:
         waits for the same closing, and cancelling one caller cancels only its wait."""
         if self._closing is None:
             self.closed = True
+            if self.runtime is None:  # never used: only the resolver to close
+                self._closing = _NOTHING_TO_WAIT_FOR
+                assert self.resolver is not None
+                await self.resolver.close()
+                return
+            assert self._picker_changed is not None
             self._picker_changed.set()  # wake waiting calls: they see the channel closed
             if self.balancer is not None:
                 self.balancer.close()
@@ -250,16 +308,19 @@ class BalancingCore:
             self._deferred.clear()
             for subchannel in subchannels:
                 subchannel.shutdown(drain=False)
-            self._closing = asyncio.get_running_loop().create_task(self._finish(subchannels))
-        await asyncio.shield(self._closing)
+            self._closing = self.runtime.spawn(
+                lambda: self._finish(subchannels), "closing the channel"
+            )
+        await self._closing.wait()
 
     async def _finish(self, subchannels: list[Subchannel]) -> None:
         try:
             if self.resolver is not None:
                 await self.resolver.close()
         finally:
+            assert self.runtime is not None
             try:
-                async with asyncio.timeout(_CLOSE_GRACE):  # liveness bound: a stuck socket
+                async with self.runtime.timeout(_CLOSE_GRACE):  # liveness bound: stuck sockets
                     for subchannel in subchannels:
                         await subchannel.wait_closed()
             except TimeoutError:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Generic
 
-from .._guard import CallGuard
+from .._guard import AnyioCallGuard, CallGuard, Guard
 from .._method import MethodSpec, ReqT, RespT
+from .._runtime import ChannelRuntime
 from .._status import Status
 from .._wire import (
     frame_message,
@@ -92,7 +93,7 @@ class ClientCall(Generic[ReqT, RespT]):
         self._headers_checked = False
         self._initial: Metadata | None = None
         self._trailing: Metadata | None = None
-        self.guard = CallGuard()
+        self.guard: Guard = AnyioCallGuard() if conn.anyio else CallGuard()
         self.on_done: Callable[[float, bool], None] | None = None
         self._started = time.monotonic()
         if deadline is not None:
@@ -114,6 +115,10 @@ class ClientCall(Generic[ReqT, RespT]):
             if answer is not None:
                 self._trailing = decode_metadata(answer)
         return self._trailing
+
+    @property
+    def runtime(self) -> ChannelRuntime:
+        return self._conn.runtime
 
     @property
     def answered(self) -> bool:

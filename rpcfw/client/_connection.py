@@ -1,13 +1,18 @@
-"""ClientConnection: one HTTP/2 connection from a channel to one address."""
+"""ClientConnection: one HTTP/2 connection from a channel to one address, on the channel's
+runtime: an ``AioConnection`` protocol on asyncio, an ``AnyioConnection`` (its ``run()`` a task
+of the channel) on other anyio backends."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import anyio
+
+from .._runtime import AsyncioRuntime, ChannelRuntime, TaskHandle
 from ..transport import AioConnection, ConnectionLostError, H2Config, H2Connection, Stream
+from ..transport.anyio_io import AnyioConnection
 from ..transport.keepalive import KeepaliveConfig
 
 __all__ = ["ClientConnection", "ConnectionOptions"]
@@ -15,6 +20,7 @@ __all__ = ["ClientConnection", "ConnectionOptions"]
 log = logging.getLogger("rpcfw.client")
 
 Headers = list[tuple[str, str]]
+IOConnection = AioConnection | AnyioConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,20 +33,25 @@ class ConnectionOptions:
 
 class ClientConnection:
     """Tracks its own state: connected, draining (peer sent GOAWAY), closed. Owns the
-    ``AioConnection`` and receives its callbacks."""
+    IO connection and receives its callbacks."""
 
     def __init__(
         self,
         host: str,
         port: int,
         config: ConnectionOptions,
-        on_change: Callable[[ClientConnection], None] | None = None,
+        on_change: Callable[[ClientConnection], None] | None,
+        runtime: ChannelRuntime,
     ) -> None:
         self.host = host
         self.port = port
         self._config = config
         self._on_change = on_change
-        self.protocol: AioConnection | None = None
+        self.runtime = runtime
+        #: calls on it use anyio's call guard (its IO is an ``AnyioConnection``)
+        self.anyio = runtime.anyio
+        self.protocol: IOConnection | None = None
+        self._run: TaskHandle | None = None  # AnyioConnection.run(), on anyio
         self.draining = False
         self.closed = False
 
@@ -49,16 +60,27 @@ class ClientConnection:
         return f"<ClientConnection {self.host}:{self.port} {state}>"
 
     async def connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(
-            lambda: AioConnection(
+        runtime = self.runtime
+        protocol: IOConnection
+        if isinstance(runtime, AsyncioRuntime):
+            _, protocol = await runtime.loop.create_connection(
+                lambda: AioConnection(
+                    H2Connection(self._config.http2, client=True),
+                    self,
+                    keepalive=self._config.keepalive,
+                ),
+                self.host,
+                self.port,
+            )
+        else:
+            byte_stream = await anyio.connect_tcp(self.host, self.port)
+            protocol = AnyioConnection(
                 H2Connection(self._config.http2, client=True),
                 self,
+                byte_stream,
                 keepalive=self._config.keepalive,
-            ),
-            self.host,
-            self.port,
-        )
+            )
+            self._run = runtime.spawn(protocol.run, f"connection to {self.host}:{self.port}")
         self.protocol = protocol
         if self.closed:  # closed while connecting
             protocol.close()
@@ -102,6 +124,22 @@ class ClientConnection:
         if self.protocol is not None:
             self.protocol.close()
 
+    def abort(self) -> None:
+        """Drop the socket now, without a goodbye."""
+        if isinstance(self.protocol, AioConnection):
+            self.protocol.abort()
+        elif self._run is not None:
+            self._run.cancel()
+
+    def io_ended(self) -> bool:
+        return self._run is None or self._run.done()
+
+    async def wait_ended(self) -> None:
+        """Until the IO task of an ``AnyioConnection`` has ended (nothing to wait for on
+        asyncio: the loop closes the socket)."""
+        if self._run is not None:
+            await self._run.wait()
+
     def drain(self) -> None:
         """No new calls; close once the calls in flight have finished."""
         self.draining = True
@@ -112,15 +150,15 @@ class ClientConnection:
         if self._on_change is not None:
             self._on_change(self)
 
-    # ConnectionOwner
-    def on_connection_made(self, conn: AioConnection) -> None:
+    # ConnectionOwner (both IO layers)
+    def on_connection_made(self, conn: IOConnection) -> None:
         pass
 
-    def on_request(self, conn: AioConnection, stream: Stream) -> None:
+    def on_request(self, conn: IOConnection, stream: Stream) -> None:
         stream.reset()  # servers cannot start streams on a client connection
         stream.release()
 
-    def on_goaway(self, conn: AioConnection, last_stream_id: int, code: int) -> None:
+    def on_goaway(self, conn: IOConnection, last_stream_id: int, code: int) -> None:
         if not self.draining:
             log.debug("%s:%s sent GOAWAY (last stream %d)", self.host, self.port, last_stream_id)
             self.draining = True
@@ -128,13 +166,16 @@ class ClientConnection:
         if not conn.streams:
             self.close()
 
-    def on_ping_ack(self, conn: AioConnection, data: bytes) -> None:
+    def on_ping_ack(self, conn: IOConnection, data: bytes) -> None:
         pass
 
-    def on_idle(self, conn: AioConnection) -> None:
+    def on_idle(self, conn: IOConnection) -> None:
         if self.draining:
             self.close()
 
-    def on_closed(self, conn: AioConnection, reason: str) -> None:
+    def on_closed(self, conn: IOConnection, reason: str) -> None:
         self.closed = True
         self._changed()
+
+    def on_shutdown(self, conn: IOConnection) -> None:
+        pass  # the channel's task group was cancelled: its calls see the connection lost

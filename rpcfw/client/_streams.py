@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Generic
 
 from .._method import ReqT, RespT
+from .._runtime import ChannelRuntime, TaskHandle
 from .._status import Status
 from ..errors import RpcError
 from ..metadata import Metadata
 from ._call import ClientCall
 
-__all__ = ["BidiStream", "iterate_requests", "send_all", "unary_response_while_sending"]
+__all__ = [
+    "BidiStream",
+    "RequestSender",
+    "iterate_requests",
+    "send_all",
+    "unary_response_while_sending",
+]
 
 
 async def iterate_requests(requests: Iterable[ReqT] | AsyncIterable[ReqT]) -> AsyncIterator[ReqT]:
@@ -40,6 +46,42 @@ async def send_all(
             raise
 
 
+class RequestSender:
+    """Sends a call's requests from a task of the channel's runtime while the caller receives.
+    A failing request iterator (or send) cancels the call, so that a receiver waiting for the
+    answer wakes up; ``failure`` is what it failed with."""
+
+    def __init__(
+        self, call: ClientCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
+    ) -> None:
+        self.failure: Exception | None = None
+        self._task = call.runtime.spawn(
+            lambda: self._send(call, requests), "sending requests", report=False
+        )
+
+    async def _send(
+        self, call: ClientCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
+    ) -> None:
+        try:
+            await send_all(call, requests)
+        except Exception as exc:
+            self.failure = exc  # before the cancel wakes the receiver
+            call.cancel("the request iterator failed")
+            raise
+
+    async def wait(self) -> None:
+        """Until every request was sent (or sending failed: its error is raised)."""
+        await self._task.wait()
+        if self.failure is not None:
+            raise self.failure
+
+    async def stop(self) -> None:
+        """Cancel the sending (if still running) and wait until it ended. A cancellation of
+        the caller still propagates."""
+        self._task.cancel()
+        await self._task.wait()
+
+
 async def unary_response_while_sending(
     call: ClientCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
 ) -> RespT:
@@ -47,23 +89,16 @@ async def unary_response_while_sending(
     so a server that answers before the request stream ended (an error status, say) ends the
     call even while the request iterator is still waiting for its next item. A failing
     iterator cancels the call (RST_STREAM CANCEL) and its error is raised."""
-    sender = asyncio.ensure_future(send_all(call, requests))
-    receiver = asyncio.ensure_future(call.recv_unary())
+    sender = RequestSender(call, requests)
     try:
-        await asyncio.wait([sender, receiver], return_when=asyncio.FIRST_COMPLETED)
-        if sender.done() and not receiver.done() and sender.exception() is not None:
-            call.cancel("the request iterator failed")
-            raise sender.exception()  # type: ignore[misc]
         # answered before every request was sent? gRPC drops the rest: ``finally`` cancels
-        return await receiver
+        return await call.recv_unary()
+    except RpcError:
+        if sender.failure is not None:
+            raise sender.failure from None
+        raise
     finally:
-        for task in (sender, receiver):
-            if not task.done():
-                task.cancel()
-        await asyncio.wait([sender, receiver])  # our own cancellation still propagates
-        for task in (sender, receiver):
-            if not task.cancelled():
-                task.exception()  # retrieved: what matters was raised above
+        await sender.stop()
 
 
 class BidiStream(Generic[ReqT, RespT]):
@@ -71,19 +106,36 @@ class BidiStream(Generic[ReqT, RespT]):
     different tasks at once. Use it as an async context manager; leaving the block before the
     call finished cancels it (RST_STREAM CANCEL)."""
 
-    def __init__(self, opener: Callable[[], Awaitable[ClientCall[ReqT, RespT]]]) -> None:
+    def __init__(
+        self,
+        opener: Callable[[], Awaitable[ClientCall[ReqT, RespT]]],
+        runtime: Callable[[], ChannelRuntime],
+    ) -> None:
         self._opener = opener
+        self._runtime = runtime
         self._call: ClientCall[ReqT, RespT] | None = None
-        self._opening: asyncio.Future[ClientCall[ReqT, RespT]] | None = None
+        self._opening: TaskHandle | None = None
         self._error: RpcError | None = None
+
+    async def _open(self) -> None:
+        self._call = await self._opener()
 
     async def _get(self) -> ClientCall[ReqT, RespT]:
         if self._call is not None:
             return self._call
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(self._opener())
-        self._call = await asyncio.shield(self._opening)
-        return self._call
+        if self._opening is None:  # opened once, in a task: a caller's cancel stops its wait
+            self._opening = self._runtime().spawn(self._open, "opening a call", report=False)
+        await self._opening.wait()
+        call = self._opened()
+        if call is None:
+            error = self._opening.error()
+            if error is not None:
+                raise error
+            raise RpcError(Status.CANCELLED, "stream closed before the call started")
+        return call
+
+    def _opened(self) -> ClientCall[ReqT, RespT] | None:
+        return self._call  # (read again: the opening task set it meanwhile)
 
     async def __aenter__(self) -> BidiStream[ReqT, RespT]:
         await self._get()
@@ -100,12 +152,9 @@ class BidiStream(Generic[ReqT, RespT]):
     async def aclose(self) -> None:
         """Finish: cancels the call if the server has not sent its status yet."""
         opening = self._opening
-        if self._call is None and opening is not None:
-            if not opening.done():
-                opening.cancel()
-                await asyncio.wait([opening])  # our own cancellation still propagates
-            if not opening.cancelled() and opening.exception() is None:
-                self._call = opening.result()
+        if self._call is None and opening is not None and not opening.done():
+            opening.cancel()
+            await opening.wait()  # our own cancellation still propagates
         if self._call is not None:
             if not self._call.done:
                 self._call.cancel("stream closed before the call finished")

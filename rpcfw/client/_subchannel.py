@@ -18,11 +18,11 @@ every task the subchannel started and ``wait_closed`` waits for them and for eve
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable
 
+from .._runtime import ChannelRuntime, TaskHandle
 from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..balancer.base import ConnectivityState, Endpoint
@@ -57,6 +57,7 @@ class Subchannel:
         backoff: BackoffConfig,
         on_state: StateListener,
         *,
+        runtime: ChannelRuntime,
         connect_timeout: float = 20.0,
         health: HealthCheck | None = None,
         on_deferred: Callable[[Subchannel], None] | None = None,
@@ -73,11 +74,14 @@ class Subchannel:
         #: IDLE after losing a connection, asked to connect: waits for a call to need it
         self.connect_deferred = False
         self._lost = False  # lost a connection since the last connect: reconnect on demand
-        self._task: asyncio.Task[None] | None = None  # the connect loop
-        self._health_tasks: dict[ClientConnection, asyncio.Task[None]] = {}
+        self._runtime = runtime
+        self._task: TaskHandle | None = None  # the connect loop
+        self._connects = 0  # which connect loop is the current one
+        self._health_tasks: dict[ClientConnection, TaskHandle] = {}
         # every connection not closed for good yet: connecting, current, draining
         self._conns: set[ClientConnection] = set()
-        self._closed = asyncio.Event()
+        self._ended: list[ClientConnection] = []  # closed: their IO tasks may still be ending
+        self._closed = runtime.event()
         self._health = health
 
     def __repr__(self) -> str:
@@ -109,16 +113,12 @@ class Subchannel:
     def _start_connecting(self) -> None:
         self._lost = False
         self.connect_deferred = False
-        task = asyncio.get_running_loop().create_task(self._connect_loop())
-        task.add_done_callback(self._task_done)
-        self._task = task
+        self._connects += 1
+        number = self._connects
+        self._task = self._runtime.spawn(
+            lambda: self._connect_loop(number), f"connecting to {self.endpoint}"
+        )
         self._set(ConnectivityState.CONNECTING)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if self._task is task:
-            self._task = None
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("connecting to %s failed", self.endpoint, exc_info=exc)
 
     @property
     def closed(self) -> bool:
@@ -131,25 +131,33 @@ class Subchannel:
     def _forget(self, conn: ClientConnection) -> None:
         """Stop tracking ``conn`` once its socket is gone (or never existed)."""
         if conn.closed and (conn.protocol is None or conn.protocol.closed):
-            self._conns.discard(conn)
+            if conn in self._conns:
+                self._conns.discard(conn)
+                if conn.anyio:  # kept until its IO task ended, for wait_closed
+                    self._ended = [c for c in self._ended if not c.io_ended()]
+                    self._ended.append(conn)
             if self.state is _SHUTDOWN and not self._conns:
                 self._closed.set()
 
-    async def _connect_loop(self) -> None:
+    async def _connect_loop(self, number: int) -> None:
         try:
             await self._connect()
         finally:  # cleared by the task itself: a loss right after READY may reconnect at once
-            if self._task is asyncio.current_task():
+            if self._connects == number:
                 self._task = None
 
     async def _connect(self) -> None:
         while not self.is_shut_down():
             conn = ClientConnection(
-                self.endpoint.host, self.endpoint.port, self._config, self._connection_changed
+                self.endpoint.host,
+                self.endpoint.port,
+                self._config,
+                self._connection_changed,
+                self._runtime,
             )
             self._conns.add(conn)
             try:
-                async with asyncio.timeout(self._connect_timeout):
+                async with self._runtime.timeout(self._connect_timeout):
                     await conn.connect()
                 if not conn.ready:  # lost (or GOAWAY) before we could use it
                     raise ConnectionError("connection closed during the handshake")
@@ -162,7 +170,7 @@ class Subchannel:
                     f"{self.endpoint}: {getattr(exc, 'strerror', None) or exc or 'timeout'}"
                 )
                 self._set(ConnectivityState.TRANSIENT_FAILURE)
-                await asyncio.sleep(self._backoff.next_delay())
+                await self._runtime.sleep(self._backoff.next_delay())
                 continue
             except BaseException:  # cancelled (shutdown): no half-made connection left behind
                 conn.close()
@@ -178,25 +186,26 @@ class Subchannel:
             if self._health is None:
                 self._set(ConnectivityState.READY)
             else:
-                task = asyncio.get_running_loop().create_task(
-                    self._watch_health(conn, self._health)
+                self._health_tasks[conn] = self._runtime.spawn(
+                    functools.partial(self._watch_health, conn, self._health),
+                    f"health watch of {self.endpoint}",
                 )
-                self._health_tasks[conn] = task
-                task.add_done_callback(functools.partial(self._health_done, conn))
             return
-
-    def _health_done(self, conn: ClientConnection, task: asyncio.Task[None]) -> None:
-        if self._health_tasks.get(conn) is task:
-            del self._health_tasks[conn]
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("health watch of %s failed", self.endpoint, exc_info=exc)
 
     async def _watch_health(self, conn: ClientConnection, health: HealthCheck) -> None:
         """Follow the server's health for this connection; retry the watch with backoff while
         the connection lives. Cancelled when the connection stops being the current one."""
+        backoff = Backoff(self._backoff.config)
+        try:
+            await self._follow_health(conn, health, backoff)
+        finally:
+            self._health_tasks.pop(conn, None)
+
+    async def _follow_health(
+        self, conn: ClientConnection, health: HealthCheck, backoff: Backoff
+    ) -> None:
         from .._proto.grpc.health.v1.health_rpcfw import HEALTH_WATCH, HealthCheckRequest
 
-        backoff = Backoff(self._backoff.config)
         while conn is self.connection and conn.ready:
             call = ClientCall(
                 conn, HEALTH_WATCH, health.headers, None, DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, None
@@ -223,7 +232,7 @@ class Subchannel:
                         return
                     log.debug("health watch of %s ended: %s", self.endpoint, exc)
             if conn is self.connection and conn.ready:
-                await asyncio.sleep(backoff.next_delay())
+                await self._runtime.sleep(backoff.next_delay())
 
     def _connection_changed(self, conn: ClientConnection) -> None:
         """The connection was lost or the server sent GOAWAY: new calls need a new one."""
@@ -272,17 +281,18 @@ class Subchannel:
 
     def abort(self) -> None:
         """Last resort of a close that takes too long: drop every socket without a goodbye."""
-        for conn in list(self._conns):
-            protocol = conn.protocol
-            if protocol is not None and protocol.transport is not None:
-                protocol.transport.abort()
+        for conn in [*self._conns, *self._ended]:
+            conn.abort()
 
     async def wait_closed(self) -> None:
         """Until shut down, with every task the subchannel started ended and every connection
         closed. Cancelling the caller cancels only this wait."""
         await self._closed.wait()
         tasks = [t for t in (self._task, *self._health_tasks.values()) if t is not None]
-        if tasks:
-            # asyncio.wait leaves the tasks' outcomes (their CancelledError too) to them (their
-            # done callbacks log failures), while a cancellation of this caller propagates
-            await asyncio.wait(tasks)
+        # a handle's wait leaves the task's outcome to it (failures are logged), while a
+        # cancellation of this caller propagates
+        for task in tasks:
+            await task.wait()
+        while self._ended:  # anyio: each connection's IO task, after its socket closed
+            await self._ended[0].wait_ended()
+            self._ended.pop(0)

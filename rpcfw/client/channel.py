@@ -14,8 +14,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+import anyio
+import anyio.abc
 from typing_extensions import Unpack
 
+from .._clock import now
 from .._deadline import effective_deadline
 from .._method import CallOptions, MethodSpec, ReqT, RespT
 from .._status import Status
@@ -31,7 +34,7 @@ from ..transport.keepalive import KeepaliveConfig
 from ._balancing import BalancingCore
 from ._call import DEADLINE_EXCEEDED, ClientCall, is_connection_failure
 from ._connection import ClientConnection, ConnectionOptions
-from ._streams import BidiStream, send_all, unary_response_while_sending
+from ._streams import BidiStream, RequestSender, unary_response_while_sending
 from ._subchannel import HealthCheck
 
 __all__ = ["Channel"]
@@ -54,6 +57,10 @@ def _opened_after_loss(call: ClientCall[Any, Any], conn: ClientConnection) -> bo
 class Channel:
     """A client channel to ``target``. Create it anywhere: no IO happens until the first call.
     Close it with ``await channel.close()`` or ``async with``.
+
+    On asyncio (and uvloop) it works either way. On trio (through anyio) use it as
+    ``async with Channel(...) as channel:``: its background tasks (connections, reconnects,
+    resolver) run in a task group that block opens, and leaving the block closes them all.
 
     ``balancer``: a policy name or a ``factory(helper) -> Balancer``.
     ``wait_for_ready``: default for calls; when False a call fails fast with UNAVAILABLE while
@@ -89,6 +96,7 @@ class Channel:
             connect_backoff or BackoffConfig(),
             options=ConnectionOptions(http2 or H2Config(), keepalive),
         )
+        self._task_group: anyio.abc.TaskGroup | None = None
         self._max_recv = max_receive_message_length
         self._max_send = max_send_message_length
         self._wait_for_ready = wait_for_ready
@@ -112,6 +120,12 @@ class Channel:
         return f"Channel({self.target!r})"
 
     async def __aenter__(self) -> Channel:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # trio: the channel's tasks run in a task group of this block
+            group = anyio.create_task_group()
+            await group.__aenter__()
+            self._task_group = self._core.task_group = group
         return self
 
     async def __aexit__(
@@ -120,7 +134,15 @@ class Channel:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        group, self._task_group = self._task_group, None
+        try:
+            await self.close()
+        finally:
+            if group is not None:
+                group.cancel_scope.cancel()  # closed: anything left is cut
+                # the block's own exception is not the group's (its tasks log their failures
+                # and never raise): it propagates as it is, not wrapped in an ExceptionGroup
+                await group.__aexit__(None, None, None)
 
     async def close(self) -> None:
         """Close every connection (those still draining endpoints the resolver removed too);
@@ -140,7 +162,7 @@ class Channel:
         headers = self._base_headers.copy()
         headers[2] = (":path", spec.path)
         if deadline is not None:
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - now()
             if remaining <= 0:
                 raise RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED)
             headers.append(("grpc-timeout", encode_timeout(remaining)))
@@ -229,7 +251,9 @@ class Channel:
         self, spec: MethodSpec[ReqT, RespT], **options: Unpack[CallOptions]
     ) -> BidiStream[ReqT, RespT]:
         deadline = effective_deadline(options.get("timeout"))
-        return BidiStream(lambda: self._open(spec, options, None, False, deadline))
+        return BidiStream(
+            lambda: self._open(spec, options, None, False, deadline), self._core.ensure_runtime
+        )
 
     def stream_stream_iter(
         self,
@@ -247,15 +271,16 @@ class Channel:
     ) -> AsyncIterator[RespT]:
         deadline = effective_deadline(options.get("timeout"))
         with await self._open(spec, options, None, False, deadline) as call:
-            sender = asyncio.ensure_future(send_all(call, requests))
+            sender = RequestSender(call, requests)
             try:
-                while (message := await call.recv()) is not None:
-                    yield message
-                await call.finish()
-                await sender
+                try:
+                    while (message := await call.recv()) is not None:
+                        yield message
+                    await call.finish()
+                except RpcError:
+                    if sender.failure is not None:  # the request iterator failed first
+                        raise sender.failure from None
+                    raise
+                await sender.wait()
             finally:
-                if not sender.done():
-                    sender.cancel()
-                await asyncio.wait([sender])  # our own cancellation still propagates
-                if not sender.cancelled():
-                    sender.exception()  # retrieved: its failure is the call's, raised above
+                await sender.stop()

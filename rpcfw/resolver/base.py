@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+from .._runtime import AsyncioRuntime, ChannelRuntime, TaskHandle
 from ..balancer.base import Endpoint
 from .target import Target
 
@@ -15,7 +16,11 @@ ResolverListener = Callable[[Sequence[Endpoint] | Exception], None]
 
 
 class Resolver(abc.ABC):
-    """One per channel. ``start`` may spawn background work; ``close`` must end all of it."""
+    """One per channel. ``start`` may spawn background work (with ``spawn``, so that it runs
+    on the channel's backend, trio included); ``close`` must end all of it."""
+
+    #: the channel's runtime, set before ``start`` (asyncio when used on its own)
+    runtime: ChannelRuntime | None = None
 
     def __init__(self, target: Target, listener: ResolverListener) -> None:
         self.target = target
@@ -24,6 +29,13 @@ class Resolver(abc.ABC):
     @abc.abstractmethod
     def start(self) -> None:
         """Begin resolving (called inside the running event loop)."""
+
+    def spawn(self, fn: Callable[[], Awaitable[None]], what: str) -> TaskHandle:
+        """Run ``fn`` as a background task on the channel's backend; its failure is logged as
+        ``what``. Cancel the handle and wait for it in ``close``."""
+        if self.runtime is None:
+            self.runtime = AsyncioRuntime()
+        return self.runtime.spawn(fn, what)
 
     def resolve_now(self) -> None:  # noqa: B027 (optional hook)
         """A hint that endpoints may have changed (e.g. a connection was lost)."""

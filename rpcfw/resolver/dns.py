@@ -3,12 +3,12 @@ soon after a connection is lost (rate-limited). A failed lookup keeps the last g
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import socket
 
-from .._tasks import cancel_and_wait
+import anyio
+
+from .._runtime import EventLike, TaskHandle
 from ..balancer.base import Endpoint
 from .base import Resolver, ResolverListener
 from .target import Target, parse_address
@@ -31,18 +31,19 @@ class DnsResolver(Resolver):
         self.address = parse_address(target.endpoint)
         self.refresh_interval = refresh_interval
         self.min_interval = min_interval
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._task: TaskHandle | None = None
+        self._wake: EventLike | None = None
         self._last: list[Endpoint] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task = self.spawn(self._run, f"dns resolver of {self.address.host}")
 
     def resolve_now(self) -> None:
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def _lookup(self) -> list[Endpoint]:
-        infos = await asyncio.get_running_loop().getaddrinfo(
+        infos = await anyio.getaddrinfo(
             self.address.host, self.address.port, type=socket.SOCK_STREAM
         )
         seen: dict[tuple[str, int], Endpoint] = {}
@@ -52,9 +53,8 @@ class DnsResolver(Resolver):
         return sorted(seen.values(), key=lambda e: e.key)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            started = loop.time()
+            started = anyio.current_time()
             try:
                 endpoints = await self._lookup()
             except OSError as exc:
@@ -66,16 +66,16 @@ class DnsResolver(Resolver):
                 if endpoints != self._last:
                     self._last = endpoints
                     self.listener(endpoints)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.refresh_interval):
-                    await self._wake.wait()
-            await asyncio.sleep(max(0.0, self.min_interval - (loop.time() - started)))
+            self._wake = anyio.Event()  # a hint from before this lookup is answered by it
+            with anyio.move_on_after(self.refresh_interval):
+                await self._wake.wait()
+            await anyio.sleep(max(0.0, self.min_interval - (anyio.current_time() - started)))
 
     async def close(self) -> None:
         task = self._task
         if task is not None:
-            await cancel_and_wait(task, log, f"dns resolver of {self.address.host}")
+            task.cancel()
+            await task.wait()  # a cancellation of ours still propagates
             self._task = None
 
     @property

@@ -14,7 +14,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from .._tasks import cancel_and_wait
+from .._runtime import TaskHandle
+from ..balancer.base import Cancellable
 from ..etcd.api import EtcdClient, EtcdError, WatchCompacted
 from ..policy.backoff import Backoff, BackoffConfig
 from ..registry.instance import DEFAULT_PREFIX, service_prefix
@@ -51,15 +52,20 @@ class RegistryResolver(Resolver):
         self._backoff = backoff or BackoffConfig(initial=0.2, max_delay=5.0)
         self._close_client = close_client
         self.tracker = InstanceTracker(prefix)
-        self._task: asyncio.Task[None] | None = None
-        self._push: asyncio.TimerHandle | None = None
+        self._task: TaskHandle | None = None
+        self._push: Cancellable | None = None
 
     @property
     def authority(self) -> str:
         return self.service
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.runtime is not None and self.runtime.anyio:
+            raise RuntimeError(
+                f"{self.target.scheme}:// targets run on asyncio only (the registry clients "
+                "are asyncio code); use a static or dns target on trio"
+            )
+        self._task = self.spawn(self._run, f"registry resolver of {self.service}")
 
     def _publish(self) -> None:
         self._push = None
@@ -67,7 +73,8 @@ class RegistryResolver(Resolver):
 
     def _schedule_publish(self) -> None:
         if self._push is None:
-            self._push = asyncio.get_running_loop().call_later(self.coalesce, self._publish)
+            assert self.runtime is not None
+            self._push = self.runtime.call_later(self.coalesce, self._publish)
 
     async def _run(self) -> None:
         keys = service_prefix(self.prefix, self.service)
@@ -119,7 +126,8 @@ class RegistryResolver(Resolver):
             self._push.cancel()
         task = self._task
         if task is not None:
-            await cancel_and_wait(task, log, f"registry resolver of {self.service}")
+            task.cancel()
+            await task.wait()  # a cancellation of ours still propagates
             self._task = None
         if self._close_client is not None:
             result = self._close_client()

@@ -39,6 +39,7 @@ class _AnyioServerConnection:
 
     def on_connection_made(self, conn: AnyioConnection) -> None:
         self.server.stats.connections_accepted += 1
+        self.server._anyio_connections.add(conn)
 
     def on_request(self, conn: AnyioConnection, stream: Stream) -> None:
         self.server.stats.calls_started += 1
@@ -66,6 +67,7 @@ class _AnyioServerConnection:
                 conn.core.send_headers(stream.id, trailers, end_stream=True)
 
     def on_closed(self, conn: AnyioConnection, reason: str) -> None:
+        self.server._anyio_connections.discard(conn)
         self.server.stats.connection_ended(conn.core, conn.peer, reason)
 
 

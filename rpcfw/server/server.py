@@ -116,6 +116,7 @@ class Server:
         self._connections_gone: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[ServerConnection] = set()
+        self._anyio_connections: set[object] = set()  # served by serve()
         self._stopped: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
         self.host: str | None = None
@@ -153,7 +154,7 @@ class Server:
 
     @property
     def open_connections(self) -> int:
-        return len(self._connections)
+        return len(self._connections) + len(self._anyio_connections)
 
     @property
     def running_calls(self) -> int:
@@ -196,8 +197,8 @@ class Server:
 
         Cancelling the task group stops the server at once: each connection gets a GOAWAY,
         handlers are cancelled (no grace; use ``start()``/``stop(grace)`` on asyncio for a
-        graceful drain), sockets close. Registration (``registry=``) and health Watch are
-        asyncio-only for now; health Check works.
+        graceful drain), sockets close. Health (Check and Watch) works on every backend;
+        registration (``registry=``) is asyncio-only (its registry clients are).
         """
         from ._anyio import serve_anyio
 

@@ -233,6 +233,14 @@ class AnyioConnection(EventDispatch):
         self.handshake_done = True
         self._handshake.set()
 
+    async def wait_handshake(self) -> None:
+        """Until the peer's first SETTINGS arrived (a live HTTP/2 peer, not just a socket)."""
+        if not self.handshake_done:
+            if not self.closed:
+                await self._handshake.wait()  # also set when the connection is lost
+            if not self.handshake_done:
+                raise ConnectionLostError(self.close_reason)
+
     def _keepalive_acked(self) -> None:
         self._ping_sent_at = None
         self._keepalive_wake.set()
@@ -250,6 +258,7 @@ class AnyioConnection(EventDispatch):
             stream.on_error(error)
         self._send_done.wake()
         self._slot_waiter.wake()
+        self._handshake.set()
         self.owner.on_closed(self, self.close_reason)  # type: ignore[arg-type]
 
     # -- StreamIO --------------------------------------------------------------------------

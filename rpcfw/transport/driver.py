@@ -76,6 +76,7 @@ class EventDispatch:
         elif self._ping_sent_at is not None and self.last_read >= self._ping_sent_at:
             self._ping_sent_at = None
         return wake_at
+
     def stream_released(self, stream: Stream) -> None:
         self.streams.pop(stream.id, None)
         if self.core.can_open_stream():

@@ -44,9 +44,7 @@ async def test_a_recv_cancelled_while_a_large_message_arrives_loses_nothing(
 
             held: list[int] = []
             real_expect = H2Connection.expect
-            monkeypatch.setattr(
-                H2Connection, "expect", lambda self, sid, size: held.append(size)
-            )
+            monkeypatch.setattr(H2Connection, "expect", lambda self, sid, size: held.append(size))
             reader = asyncio.ensure_future(stream.recv())
             await wait_until(lambda: bool(held), within=LIVENESS)  # parked mid-message
             reader.cancel()

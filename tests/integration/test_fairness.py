@@ -38,9 +38,10 @@ async def test_a_greedy_stream_handler_lets_another_connection_be_served(
     server = rpcfw.Server([Greedy()])
     await server.start()
     try:
-        async with rpcfw.Channel(server.address) as streaming, rpcfw.Channel(
-            server.address
-        ) as other:
+        async with (
+            rpcfw.Channel(server.address) as streaming,
+            rpcfw.Channel(server.address) as other,
+        ):
             replies = echo_pb.EchoStub(streaming).server_stream(echo_pb.EchoRequest())
             async with asyncio.timeout(LIVENESS):
                 await anext(replies)  # the greedy handler is running

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from rpcfw._runtime import AsyncioRuntime
 from rpcfw.balancer.base import ConnectivityState, Endpoint
 from rpcfw.client._connection import ClientConnection, ConnectionOptions
 from rpcfw.client._subchannel import Subchannel
@@ -77,7 +78,11 @@ async def test_subchannel_wait_closed_propagates_cancellation_while_a_connect_is
 
     monkeypatch.setattr(ClientConnection, "connect", connect)
     subchannel = Subchannel(
-        Endpoint("127.0.0.1", 9), ConnectionOptions(), BackoffConfig(), lambda sc, state: None
+        Endpoint("127.0.0.1", 9),
+        ConnectionOptions(),
+        BackoffConfig(),
+        lambda sc, state: None,
+        runtime=AsyncioRuntime(),
     )
 
     async def close() -> None:
@@ -193,6 +198,7 @@ async def test_subchannel_that_lost_its_connection_waits_idle_until_a_call_needs
         ConnectionOptions(),
         BackoffConfig(),
         lambda sc, state: states.append(state),
+        runtime=AsyncioRuntime(),
         on_deferred=deferred.append,
     )
     async with asyncio.timeout(LIVENESS):  # liveness bound

@@ -77,4 +77,3 @@ async def test_guard_keeps_a_callers_cancellation_that_arrives_with_its_own() ->
     guard.cancel(Boom("deadline"))  # and the guard's, before the task runs again
     with pytest.raises(asyncio.CancelledError):
         await task
-
