@@ -144,8 +144,19 @@ class EtcdProcess:
         """SIGKILL (a crash); waits for the process to be gone."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGKILL)
+            self._proc.send_signal(signal.SIGCONT)  # a paused process dies at once too
             self._proc.wait(timeout=10)
         self._proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: etcd hangs (its sockets stay open, nothing answers)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 5 s."""

@@ -92,6 +92,10 @@ class Etcd3PyClient:
 
     ``endpoints``: ``["127.0.0.1:2379", ...]`` (``http://`` prefixes accepted).
     ``timeout``: seconds per attempt of a unary call, and for a stream to open.
+    ``watch_idle``: a watch that received nothing for that long checks that its endpoint
+    still answers (a count-only linearizable read, bounded by ``timeout``); a hung member
+    (process stopped, sockets open) or one cut from its quorum fails that check, and the watch
+    raises EtcdUnavailable so the caller resumes on another endpoint.
     ``server_version``: etcd3-py needs it to pick the API prefix and schema (not probed).
     """
 
@@ -100,12 +104,17 @@ class Etcd3PyClient:
         endpoints: Sequence[str],
         *,
         timeout: float = 2.0,
+        watch_idle: float = 5.0,
         server_version: str = DEFAULT_SERVER_VERSION,
     ) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+        if timeout <= 0 or watch_idle <= 0:
+            raise ValueError("timeout and watch_idle must be positive")
         self._rotation = gw.EndpointRotation(endpoints)
         self._timeout = timeout
+        self._watch_idle = watch_idle
+        #: watch liveness probes sent, and how many found the endpoint hung
+        self.watch_probes = 0
+        self.watch_hangs = 0
         self._server_version = server_version
         self._clients: dict[str, Any] = {}
         self._closed = False
@@ -312,7 +321,7 @@ class Etcd3PyClient:
                         yield msg.events
                 pending.clear()
                 try:
-                    chunk = await resp.content.readany()
+                    chunk = await self._read_watch(resp, endpoint, key)
                     if not chunk:
                         raise EtcdUnavailable(f"watch stream from {endpoint} ended")
                     for obj in frames.feed(chunk):
@@ -325,6 +334,32 @@ class Etcd3PyClient:
                     raise EtcdUnavailable(f"watch stream from {endpoint} broke: {exc!r}") from exc
         finally:
             resp.close()
+
+    async def _read_watch(self, resp: aiohttp.ClientResponse, endpoint: str, key: bytes) -> bytes:
+        """The next chunk of a watch stream; checks the endpoint whenever the stream has been
+        quiet for ``watch_idle`` (a quiet watch is normal; a hung etcd is not)."""
+        while True:
+            try:
+                async with asyncio.timeout(self._watch_idle):
+                    return await resp.content.readany()
+            except TimeoutError:
+                pass
+            self.watch_probes += 1
+            if not await self._answers(endpoint, key):
+                self.watch_hangs += 1
+                self._rotation.failed(endpoint)
+                raise EtcdUnavailable(
+                    f"etcd at {endpoint} stopped answering: the watch was quiet for "
+                    f"{self._watch_idle}s and a read got no answer within {self._timeout}s"
+                )
+
+    async def _answers(self, endpoint: str, key: bytes) -> bool:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._client(endpoint).range(key, count_only=True, serializable=False)
+        except Exception as exc:
+            return not _is_unavailable(exc)  # an error answer still means it answers
+        return True
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -1,11 +1,22 @@
 """RegistryResolver: ``etcd://host:port[,host:port...]/service`` and ``local:///service``.
 
 Reads a consistent snapshot of the service's prefix, then watches from its revision + 1.
-A broken watch resumes from the last seen revision + 1 after a backoff, so no event is missed;
-a compacted revision triggers a fresh snapshot, and so does a revision that went backwards
-(etcd restarted without its data). Registry errors never empty the endpoint set:
-the channel keeps calling the last known endpoints (and the log says so). Bursts of changes
-within ``coalesce`` seconds reach the balancer as one update.
+
+- A broken watch resumes from the last seen revision + 1 after a backoff, so no event is
+  missed. A hung etcd is detected by the client (an idle watch whose endpoint stops answering
+  a probe) and reported as unreachable like any other outage.
+- A compacted revision triggers a fresh snapshot, and so does a revision that went backwards
+  (etcd restarted without its data).
+- After a resync or a watch resumed from an outage, the published set settles
+  (``SettlingView``): endpoints known before stay for ``settle`` seconds, merged with what
+  arrives, and a resync never replaces a non-empty set by an empty one.
+- Registry errors never empty the endpoint set: the channel keeps calling the last known
+  endpoints. Any other failure of the watch loop is logged with its traceback and the loop
+  starts again after a backoff (it never ends silently).
+- State changes (watching, unreachable, resync, compacted, failed) are logged once each and
+  counted in ``stats``.
+
+Bursts of changes within ``coalesce`` seconds reach the balancer as one update.
 """
 
 from __future__ import annotations
@@ -15,10 +26,12 @@ import logging
 from collections.abc import Callable
 
 from .._runtime import TaskHandle
-from ..balancer.base import Cancellable
+from ..balancer.base import Cancellable, Endpoint
 from ..etcd.api import EtcdClient, EtcdError, WatchCompacted
 from ..policy.backoff import Backoff, BackoffConfig
 from ..registry.instance import DEFAULT_PREFIX, service_prefix
+from ..registry.settling import SettlingView
+from ..registry.state_log import StateLog
 from ..registry.tracker import InstanceTracker
 from .base import Resolver, ResolverListener
 from .target import Target
@@ -37,6 +50,7 @@ class RegistryResolver(Resolver):
         *,
         prefix: str = DEFAULT_PREFIX,
         coalesce: float = 0.01,
+        settle: float = 5.0,
         backoff: BackoffConfig | None = None,
         close_client: Callable[[], object] | None = None,
     ) -> None:
@@ -52,12 +66,32 @@ class RegistryResolver(Resolver):
         self._backoff = backoff or BackoffConfig(initial=0.2, max_delay=5.0)
         self._close_client = close_client
         self.tracker = InstanceTracker(prefix)
+        self.settling = SettlingView(settle)
+        self.published: list[Endpoint] | None = None  # what the channel was last told
         self._task: TaskHandle | None = None
         self._push: Cancellable | None = None
+        self._settle_timer: Cancellable | None = None
+        self._state = StateLog(log, "starting")
 
     @property
     def authority(self) -> str:
         return self.service
+
+    @property
+    def state(self) -> str:
+        """``starting``, ``watching``, ``unreachable``, ``resync``, ``compacted`` or
+        ``failed``."""
+        return self._state.state
+
+    @property
+    def history(self) -> list[str]:
+        """The last state changes and failed attempts, oldest first."""
+        return list(self._state.history)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """How often each state was entered (``unreachable``, ``resync``, ...)."""
+        return dict(self._state.entered)
 
     def start(self) -> None:
         if self.runtime is not None and self.runtime.anyio:
@@ -67,15 +101,52 @@ class RegistryResolver(Resolver):
             )
         self._task = self.spawn(self._run, f"registry resolver of {self.service}")
 
-    def _publish(self) -> None:
+    # -- publishing ------------------------------------------------------------------------
+    def _now(self) -> float:
+        assert self.runtime is not None
+        return self.runtime.now()
+
+    def _publish(self, force: bool = False) -> None:
+        """Tell the channel the current view (only if it changed, unless ``force``: after a
+        snapshot, so that a resolver error it was told before is cleared)."""
         self._push = None
-        self.listener(self.tracker.endpoints())
+        now = self._now()
+        endpoints = self.settling.view(now, self.tracker.endpoints())
+        if force or endpoints != self.published:
+            self.published = endpoints
+            self.listener(endpoints)
+        self._schedule_settled(now)
+
+    def _schedule_settled(self, now: float) -> None:
+        """Publish again when the settling window ends."""
+        until = self.settling.settling_until
+        if until is not None and self._settle_timer is None:
+            assert self.runtime is not None
+
+            def settled() -> None:
+                self._settle_timer = None
+                self._publish()
+                if self.settling.holding and self.settling.settling_until is None:
+                    log.warning(
+                        "registry lists no instance of %s after a resync; keeping the %d "
+                        "known endpoints until one registers",
+                        self.service,
+                        len(self.published or ()),
+                    )
+
+            self._settle_timer = self.runtime.call_later(max(0.0, until - now), settled)
 
     def _schedule_publish(self) -> None:
         if self._push is None:
             assert self.runtime is not None
             self._push = self.runtime.call_later(self.coalesce, self._publish)
 
+    def _resynced(self) -> None:
+        """A fresh snapshot replaced what we knew (or the watch resumed after an outage)."""
+        if self.published:
+            self.settling.resynced(self._now(), self.published)
+
+    # -- the watch loop --------------------------------------------------------------------
     async def _run(self) -> None:
         keys = service_prefix(self.prefix, self.service)
         backoff = Backoff(self._backoff)
@@ -87,43 +158,67 @@ class RegistryResolver(Resolver):
                     # resume from revision + 1, unless the store lost its history
                     current = await self.client.get_prefix(keys)
                     if current.revision < self.tracker.revision:
-                        log.warning(
-                            "registry revision went back (%d < %d): data lost; resyncing",
+                        self._state.enter(
+                            "resync",
+                            "registry revision went back (%d < %d): data lost; resyncing %s",
                             current.revision,
                             self.tracker.revision,
+                            self.service,
                         )
+                        self._resynced()
                         self.tracker.reset(current.revision, current.items)
-                        self._publish()
+                    else:
+                        self._resynced()  # leases that expired meanwhile go right now
+                    self._publish(force=True)
                     after_error = False
                 if snapshot_needed:
                     snapshot = await self.client.get_prefix(keys)
+                    if self.published is not None:  # not the first snapshot: a resync
+                        self._resynced()
                     self.tracker.reset(snapshot.revision, snapshot.items)
                     snapshot_needed = False
                     after_error = False
-                    self._publish()
-                    backoff.reset()
+                    self._publish(force=True)
+                self._state.enter(
+                    "watching",
+                    "watching %s from revision %d",
+                    keys,
+                    self.tracker.revision + 1,
+                    level=logging.INFO,
+                )
                 async for batch in self.client.watch_prefix(keys, self.tracker.revision + 1):
                     if self.tracker.apply(batch):
                         self._schedule_publish()
                     backoff.reset()
                 raise EtcdError("watch stream ended")
             except WatchCompacted as exc:
-                log.warning("watch of %s: %s; reading a fresh snapshot", keys, exc)
+                self._state.enter(
+                    "compacted", "watch of %s: %s; reading a fresh snapshot", keys, exc
+                )
                 snapshot_needed = True
             except EtcdError as exc:
-                log.warning(
-                    "registry unreachable for %s (%s); keeping %d known endpoints",
+                self._state.count("failed_attempts")
+                if self._state.enter(
+                    "unreachable",
+                    "registry unreachable for %s (%s); keeping %d known endpoints "
+                    "(logged once until it answers)",
                     self.service,
                     exc,
-                    len(self.tracker.instances),
-                )
-                self.listener(exc)
+                    len(self.published or ()),
+                ):
+                    self.listener(exc)
+                after_error = True
+            except Exception:  # a bug or an unexpected answer: never end the watch silently
+                self._state.count("failed_attempts")
+                self._state.enter("failed", "watch of %s failed; restarting it", keys)
+                log.exception("registry resolver of %s: watch loop failed", self.service)
                 after_error = True
             await asyncio.sleep(backoff.next_delay())
 
     async def close(self) -> None:
-        if self._push is not None:
-            self._push.cancel()
+        for timer in (self._push, self._settle_timer):
+            if timer is not None:
+                timer.cancel()
         task = self._task
         if task is not None:
             task.cancel()
