@@ -112,9 +112,14 @@ async def _watch(url: str, service: str, prefix: str, duration: float | None) ->
     from ..resolver.target import parse_target
 
     client = Etcd3PyClient(_endpoints(url))
+    try:
+        await client.get_prefix(prefix.rstrip("/") + f"/{service}/")  # reachable at all?
+    except BaseException:
+        await client.close()
+        raise
 
     def show(update: Sequence[Endpoint] | Exception) -> None:
-        if isinstance(update, Exception):
+        if isinstance(update, Exception):  # once per outage, not per retry
             typer.echo(f"-- etcd unreachable ({update}); showing the last known set", err=True)
             return
         typer.echo(f"-- {len(update)} instance(s) of {service}")
@@ -141,6 +146,11 @@ def watch(
     prefix: PrefixOption = DEFAULT_PREFIX,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
 ) -> None:
-    """Print the instance table of SERVICE now and again whenever it changes (Ctrl-C ends)."""
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_watch(etcd, service, prefix, duration))
+    """Print the instance table of SERVICE now and again whenever it changes (Ctrl-C ends).
+    Exits 3 when etcd cannot be reached at the start; later outages are reported once each
+    while the last known table stays valid."""
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_watch(etcd, service, prefix, duration))
+    except EtcdError as exc:
+        raise _fail(f"etcd at {etcd}: {exc}") from None

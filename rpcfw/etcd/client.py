@@ -65,6 +65,16 @@ def _is_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def _reason(exc: BaseException | None) -> str:
+    """A short human reason for a failed attempt (no library reprs)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        error = exc.os_error
+        return f"cannot connect to {exc.host}:{exc.port}: {error.strerror or error}"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
 def _is_lease_not_found(exc: BaseException) -> bool:
     return isinstance(exc, etcd3.errors.ErrLeaseNotFound)
 
@@ -164,7 +174,7 @@ class Etcd3PyClient:
             return result
         raise EtcdUnavailable(
             f"etcd {what}: no endpoint answered within {self._timeout}s "
-            f"({', '.join(self.endpoints)}): {last!r}"
+            f"({', '.join(self.endpoints)}): {_reason(last)}"
         ) from last
 
     # -- KV ------------------------------------------------------------------------------------

@@ -49,11 +49,16 @@ async def test_registry_ls_lists_instances_and_watch_shows_a_join(
         await a.stop(grace=1)
 
 
-def test_registry_ls_with_etcd_unreachable_says_so_and_exits_3() -> None:
-    result = CliRunner().invoke(app, ["registry", "ls", "--etcd", f"127.0.0.1:{free_port()}"])
-    assert result.exit_code == 3
-    assert "error: etcd at" in result.output
-    assert "Traceback" not in result.output
+@pytest.mark.parametrize("command", [["ls"], ["watch", "echo.v1.Echo", "--duration", "30"]])
+def test_registry_command_with_etcd_unreachable_says_so_and_exits_3(command: list[str]) -> None:
+    """Fault: nothing listens on the etcd port."""
+    port = free_port()
+    result = CliRunner().invoke(app, ["registry", *command, "--etcd", f"127.0.0.1:{port}"])
+    assert result.exit_code == 3, result.output
+    assert f"error: etcd at 127.0.0.1:{port}" in result.output
+    assert f"cannot connect to 127.0.0.1:{port}" in result.output
+    assert "Traceback" not in result.output and "ConnectionKey" not in result.output
+    assert result.output.count("error:") == 1
 
 
 @pytest.mark.parametrize("args", [["registry"], ["registry", "ls"]])
