@@ -2,7 +2,11 @@
 
 Graceful stop (``stop(grace)``): stop accepting, send GOAWAY (max stream id) and a PING, then
 after the PING ack a final GOAWAY naming the last stream we will serve; calls in flight run up
-to ``grace`` seconds, then are cancelled with UNAVAILABLE; then connections close.
+to ``grace`` seconds, then are cancelled with UNAVAILABLE; then connections close. A later
+``stop(g)`` during the drain can only shorten it (``stop(0)``: end the calls now).
+
+``run()`` is the standard way to run a server as a process: start, drain on SIGTERM/SIGINT
+(a second signal cuts the grace short), stop with grace 0 if cancelled (see ``_signals``).
 
 Health (``grpc.health.v1.Health``, on by default): ``stop()`` first sets every service
 NOT_SERVING and gives Watch calls (up to 1 s, within ``grace``) to send it and end, so health
@@ -15,7 +19,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable
+import signal
+from collections.abc import Callable, Collection, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -47,9 +52,11 @@ log = logging.getLogger("rpcfw.server")
 class Server:
     """Serves ``services`` (instances of generated ``<Service>Base`` subclasses).
 
-    ``await server.start(host, port)`` binds (port 0 picks a free port: read ``server.port``);
-    ``await server.serve_forever()`` runs until cancelled or stopped; ``await server.stop(grace)``
-    drains. ``async with server:`` stops it on exit.
+    ``await server.run(host, port, grace=10)`` is the standard way to run it: serves until
+    SIGTERM or SIGINT, then drains (see ``run``). To embed it in a program that handles its own
+    shutdown: ``await server.start(host, port)`` binds (port 0 picks a free port: read
+    ``server.port``); ``await server.serve_forever()`` runs until cancelled or stopped;
+    ``await server.stop(grace)`` drains. ``async with server:`` stops it on exit.
 
     ``health=True`` (default) also serves ``grpc.health.v1.Health`` with a new
     ``rpcfw.HealthService`` unless ``services`` already has that service; ``server.health`` is
@@ -119,6 +126,8 @@ class Server:
         self._anyio_connections: set[object] = set()  # served by serve()
         self._stopped: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
+        self._grace_over: asyncio.Event | None = None  # set: the drain waits for no more calls
+        self._grace_timers: list[asyncio.TimerHandle] = []
         self.host: str | None = None
         self.port: int | None = None
 
@@ -210,6 +219,45 @@ class Server:
             raise RuntimeError("server not started")
         return f"{self.host}:{self.port}"
 
+    async def run(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        grace: float | None = 10.0,
+        signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
+        on_started: Callable[[Server], object] | None = None,
+    ) -> None:
+        """Serve until SIGTERM or SIGINT, then drain: the standard way to run a server.
+
+        ``await server.run("0.0.0.0", 50051, grace=10)`` (or ``asyncio.run(server.run(...))``):
+
+        - starts the server (``start(host, port)``: binds, and registers if ``registry=`` was
+          given; a server already started is a ``RuntimeError``), then calls
+          ``on_started(server)`` if given (read ``server.port`` there when ``port`` is 0);
+        - on the first of ``signals`` (asyncio's ``loop.add_signal_handler``, installed before
+          the server starts) logs it at INFO and ``stop(grace)``: deregisters, sends GOAWAY,
+          lets calls in flight finish for up to ``grace`` seconds (None: no limit), then ends
+          the rest with UNAVAILABLE; ``run()`` returns once the server has stopped;
+        - a second signal during that drain cuts the grace short: ``stop(0)``, calls still
+          running end with UNAVAILABLE at once;
+        - if the task running ``run()`` is cancelled, the server stops with grace 0 and the
+          cancellation propagates (so does an error from ``start()`` or ``on_started``);
+        - it also returns when the server is stopped another way (``stop()`` from elsewhere).
+
+        The signal handlers are removed when ``run()`` returns or raises, and the Python-level
+        handlers found before (``signal.getsignal``: the default ones, or ``asyncio.run``'s
+        SIGINT handler) are put back. A handler the loop itself already had for one of these
+        signals is replaced and not put back. Handlers can only be installed in the main thread
+        on Unix (else ``RuntimeError``); ``signals=()`` installs none: ``run()`` then serves
+        until cancelled or stopped.
+        """
+        from ._signals import run_until_signal
+
+        await run_until_signal(
+            self, host, port, grace=grace, signals=signals, on_started=on_started
+        )
+
     async def serve_forever(self) -> None:
         """Run until ``stop()``; if cancelled (e.g. by an anyio task group), stop first."""
         if self._stopped is None:
@@ -235,16 +283,57 @@ class Server:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, send GOAWAY, let calls in flight finish for up to ``grace`` seconds
-        (None: wait for all), then cancel what is left with UNAVAILABLE and close."""
+        (None: wait for all), then cancel what is left with UNAVAILABLE and close.
+
+        Called again while a drain runs, it waits for that drain, which it can only shorten:
+        the calls still running get at most ``grace`` more seconds from now (``stop(0)``: they
+        end with UNAVAILABLE at once, as grpc-go's ``Stop()`` after ``GracefulStop()``)."""
         if self._server is None:
             return
         if self._stopping is None:
             if self.health is not None:
                 self.health.enter_graceful_shutdown()
+            self._grace_over = asyncio.Event()
             self._stopping = asyncio.ensure_future(self._drain(grace))
+        elif grace is not None and not self._stopping.done():
+            self._end_grace_in(grace)
         await asyncio.shield(self._stopping)
 
+    def _end_grace_in(self, seconds: float) -> None:
+        assert self._grace_over is not None
+        if seconds <= 0:
+            self._grace_over.set()
+        else:
+            loop = asyncio.get_running_loop()
+            self._grace_timers.append(loop.call_later(seconds, self._grace_over.set))
+
+    async def _wait_in_grace(
+        self, futures: Collection[asyncio.Future[Any]], limit: float | None
+    ) -> set[asyncio.Future[Any]]:
+        """Wait until ``futures`` are done, ``limit`` seconds passed or the grace is over (which a
+        later ``stop()`` may bring forward); return those not done."""
+        assert self._grace_over is not None
+        if not futures:
+            return set()
+        over = asyncio.ensure_future(self._grace_over.wait())
+        all_done = asyncio.ensure_future(asyncio.wait(futures))
+        try:
+            await asyncio.wait({over, all_done}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            over.cancel()
+            all_done.cancel()  # cancels the wait only, never the futures
+            await asyncio.wait({over, all_done})  # both ended: nothing left behind
+        return {f for f in futures if not f.done()}
+
     async def _drain(self, grace: float | None) -> None:
+        try:
+            await self._drain_steps(grace)
+        finally:
+            for timer in self._grace_timers:
+                timer.cancel()
+            self._grace_timers.clear()
+
+    async def _drain_steps(self, grace: float | None) -> None:
         assert self._server is not None and self._stopped is not None
         if self.registry is not None:  # clients stop sending here before we stop serving
             try:
@@ -252,23 +341,29 @@ class Server:
             except Exception:
                 log.exception("deregistration failed")
         self._server.close()
+        log.info(
+            "draining %s:%s: new connections refused, %d calls in flight",
+            self.host, self.port, self.running_calls,
+        )  # fmt: skip
         health_wait = 1.0 if grace is None else min(1.0, grace)
         if self.health is not None and health_wait > 0:  # Watch calls send NOT_SERVING and end
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(health_wait):
-                    await self.health._watchers_ended()
+            watchers = asyncio.ensure_future(self.health._watchers_ended())
+            if await self._wait_in_grace([watchers], health_wait):
+                watchers.cancel()
         conns = [c for c in self._connections if c.protocol is not None and c.protocol.is_open()]
         for conn in conns:  # phase 1: no new streams, please (and measure a round trip)
             conn.announce_drain()
         if conns:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(1.0, grace) if grace is not None else 1.0):
-                    await asyncio.gather(*(c.ping_acked.wait() for c in conns))
+            acks = [asyncio.ensure_future(c.ping_acked.wait()) for c in conns]
+            for ack in await self._wait_in_grace(acks, 1.0 if grace is None else min(1.0, grace)):
+                ack.cancel()
         for conn in conns:  # phase 2: the last stream we serve
             conn.refuse_new_streams()
         tasks = [t for c in conns for t in c.calls]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
+            if grace is not None:
+                self._end_grace_in(grace)
+            pending = await self._wait_in_grace(tasks, None)
             if pending:
                 log.info("cancelling %d calls still running after the grace period", len(pending))
                 for conn in conns:
