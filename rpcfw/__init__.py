@@ -8,6 +8,7 @@ from ._method import CallOptions, Message, MethodSpec, ServerMethod, ServiceBase
 from ._status import Cardinality, Status
 from .balancer import ConnectivityState, Endpoint, register_balancer
 from .client import BidiStream, Channel
+from .compression import Compression
 from .errors import (
     ChannelClosedError,
     MessageTooLargeError,
@@ -36,6 +37,7 @@ __all__ = (
     "Cardinality",
     "Channel",
     "ChannelClosedError",
+    "Compression",
     "ConnectionAge",
     "ConnectivityState",
     "Endpoint",

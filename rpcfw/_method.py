@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar
 
 from ._status import Cardinality
+from .compression import Compression
 from .metadata import MetadataLike
 
 __all__ = [
@@ -70,12 +71,15 @@ class CallOptions(TypedDict, total=False):
     metadata: request metadata; keys ending in ``-bin`` take bytes.
     wait_for_ready: wait for a ready endpoint until the deadline instead of failing fast.
     hash_key: the key consistent-hash balancing uses for this call.
+    compression: compress this call's request messages ("gzip", "deflate", a
+        ``rpcfw.Compression``, or "identity" for none); default: the channel's.
     """
 
     timeout: float | None
     metadata: MetadataLike | None
     wait_for_ready: bool | None
     hash_key: str | bytes | None
+    compression: Compression | str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from . import __about__
 from ._status import Status
+from .compression import compress, decompress
 from .errors import MessageTooLargeError, RpcError
 from .metadata import decode_grpc_message, decode_metadata, encode_grpc_message
 from .transport.frames import ErrorCode
@@ -17,6 +18,7 @@ __all__ = [
     "USER_AGENT",
     "frame_message",
     "is_grpc_content_type",
+    "message_payload",
     "parse_message_prefix",
     "rst_code_to_status",
     "status_from_headers",
@@ -34,31 +36,45 @@ USER_AGENT = (
 _MAX_WIRE_LENGTH = 2**32 - 1
 
 
-def frame_message(payload: bytes, max_length: int | None = None) -> bytes:
-    """The 5-byte gRPC length prefix (uncompressed) followed by the payload."""
+def frame_message(
+    payload: bytes, max_length: int | None = None, encoding: str | None = None
+) -> bytes:
+    """The 5-byte gRPC prefix followed by the payload, compressed with ``encoding`` (a
+    ``grpc-encoding`` token) when given and when that makes it smaller. ``max_length``
+    applies to the uncompressed size."""
     length = len(payload)
     if max_length is not None and length > max_length:
         raise MessageTooLargeError(length, max_length, "Sent")
+    flag = b"\x00"
+    if encoding is not None and length:
+        compressed = compress(encoding, payload)
+        if len(compressed) < length:  # else as it is (the flag is per message; as C-core)
+            payload, length, flag = compressed, len(compressed), b"\x01"
     if length > _MAX_WIRE_LENGTH:
         raise MessageTooLargeError(length, _MAX_WIRE_LENGTH, "Sent")
-    return b"\x00" + length.to_bytes(4, "big") + payload
+    return flag + length.to_bytes(4, "big") + payload
 
 
 def parse_message_prefix(prefix: bytes, max_length: int) -> int:
-    """Validate a 5-byte prefix and return the message length that follows it."""
+    """Validate a 5-byte prefix and return the length of the message that follows it (the
+    caller decompresses when ``prefix[0]`` is 1: see ``message_payload``)."""
     if len(prefix) != 5:
         raise RpcError(Status.INTERNAL, "truncated gRPC message prefix")
     flag = prefix[0]
-    if flag == 1:
-        raise RpcError(
-            Status.UNIMPLEMENTED, "compressed message received; rpcfw supports identity only"
-        )
-    if flag != 0:
+    if flag > 1:
         raise RpcError(Status.INTERNAL, f"invalid gRPC message flag {flag}")
     length = int.from_bytes(prefix[1:5], "big")
     if length > max_length:
         raise MessageTooLargeError(length, max_length, "Received")
     return length
+
+
+def message_payload(flag: int, data: bytes, encoding: str | None, max_length: int) -> bytes:
+    """A received message's bytes: ``data`` itself, or decompressed with the call's
+    ``grpc-encoding`` when its flag says compressed (bounded by ``max_length``)."""
+    if flag == 0:
+        return data
+    return decompress(encoding, data, max_length)
 
 
 def is_grpc_content_type(value: str | None) -> bool:

@@ -21,6 +21,7 @@ from .._status import Status
 from .._wire import (
     frame_message,
     is_grpc_content_type,
+    message_payload,
     parse_message_prefix,
     rst_code_to_status,
     status_from_headers,
@@ -56,12 +57,14 @@ def is_connection_failure(error: BaseException | None) -> bool:
 class ClientCall(Generic[ReqT, RespT]):
     __slots__ = (
         "_conn",
+        "_encoding",
         "_end_sent",
         "_headers",
         "_headers_checked",
         "_initial",
         "_max_recv",
         "_max_send",
+        "_response_encoding",
         "_spec",
         "_started",
         "_stream",
@@ -80,8 +83,11 @@ class ClientCall(Generic[ReqT, RespT]):
         deadline: float | None,
         max_receive: int,
         max_send: int | None,
+        encoding: str | None = None,
     ) -> None:
         self._conn = conn
+        self._encoding = encoding  # grpc-encoding of our messages
+        self._response_encoding: str | None = None
         self._spec = spec
         self._headers = headers
         self._max_recv = max_receive
@@ -131,7 +137,9 @@ class ClientCall(Generic[ReqT, RespT]):
         if not self._conn.ready:
             raise StreamRefusedError("connection is draining or closed")
         payload = (
-            None if first is None else frame_message(first.SerializeToString(), self._max_send)
+            None
+            if first is None
+            else frame_message(first.SerializeToString(), self._max_send, self._encoding)
         )
         try:
             stream = self._conn.try_open_stream(self._headers, end and payload is None)
@@ -165,7 +173,7 @@ class ClientCall(Generic[ReqT, RespT]):
             return
         if self._end_sent:
             raise RpcError(Status.INTERNAL, "cannot send after done_writing()")
-        payload = frame_message(message.SerializeToString(), self._max_send)
+        payload = frame_message(message.SerializeToString(), self._max_send, self._encoding)
         try:
             self._stream.send_data_nowait(payload, end)
         except _STREAM_ERRORS:
@@ -218,6 +226,8 @@ class ClientCall(Generic[ReqT, RespT]):
                 content_type = value
             elif key == "grpc-status":
                 has_status = True
+            elif key == "grpc-encoding":
+                self._response_encoding = None if value == "identity" else value
         if http_status != "200":
             raise status_from_http(str(http_status))
         if has_status:  # trailers-only response: the whole answer is in these headers
@@ -258,16 +268,23 @@ class ClientCall(Generic[ReqT, RespT]):
             if stream.buffered:
                 raise RpcError(Status.INTERNAL, "stream ended in the middle of a message")
             return None
+        prefix = stream.peek(5)
         try:
-            length = parse_message_prefix(stream.peek(5), self._max_recv)
+            length = parse_message_prefix(prefix, self._max_recv)
         except MessageTooLargeError:
             self.reset(ErrorCode.CANCEL)
             raise
         if not await self._fill(5 + length):
             raise RpcError(Status.INTERNAL, "stream ended in the middle of a message")
-        data = stream.take(5 + length)
+        data = stream.take(5 + length, 5)
+        if prefix[0]:
+            try:
+                data = message_payload(1, data, self._response_encoding, self._max_recv)
+            except RpcError:
+                self.reset(ErrorCode.CANCEL)
+                raise
         try:
-            return self._spec.decode_response(data[5:])
+            return self._spec.decode_response(data)
         except Exception as exc:
             self.reset(ErrorCode.CANCEL)
             raise RpcError(Status.INTERNAL, f"failed to decode response: {exc}") from None

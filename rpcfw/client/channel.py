@@ -25,6 +25,7 @@ from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, USER_AGENT
 from ..balancer.base import Balancer, BalancerHelper, PickInfo
 from ..balancer.registry import balancer_factory
+from ..compression import ACCEPT_ENCODING, Compression, encoding_name
 from ..errors import RpcError, StreamRefusedError
 from ..metadata import encode_metadata, encode_timeout
 from ..policy.backoff import BackoffConfig
@@ -72,6 +73,8 @@ class Channel:
     ``keepalive``: ping a connection that has been quiet that long and close it when the PING
     is not answered in time (off by default, as in gRPC; servers only accept pings every 5
     minutes unless configured otherwise). ``http2``: the connections' HTTP/2 limits.
+    ``compression``: compress request messages (``"gzip"``, ``"deflate"``; per call:
+    ``compression=``). Responses are decompressed whatever the server chose.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class Channel:
         user_agent: str | None = None,
         keepalive: KeepaliveConfig | None = None,
         http2: H2Config | None = None,
+        compression: Compression | str | None = None,
     ) -> None:
         self.target = target
         factory = balancer_factory(balancer) if isinstance(balancer, str) else balancer
@@ -97,6 +101,7 @@ class Channel:
             options=ConnectionOptions(http2 or H2Config(), keepalive),
         )
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._compression = encoding_name(compression)
         self._max_recv = max_receive_message_length
         self._max_send = max_send_message_length
         self._wait_for_ready = wait_for_ready
@@ -108,6 +113,7 @@ class Channel:
             ("te", "trailers"),
             ("content-type", "application/grpc"),
             ("user-agent", user_agent or USER_AGENT),
+            ("grpc-accept-encoding", ACCEPT_ENCODING),
         ]
         if health_check is not None:
             from .._proto.grpc.health.v1.health_rpcfw import HEALTH_WATCH
@@ -156,11 +162,22 @@ class Channel:
         """The channel's aggregate connectivity state (IDLE, CONNECTING, READY, ...)."""
         return self._core.state.value
 
+    def _encoding(self, options: CallOptions) -> str | None:
+        if "compression" in options:
+            return encoding_name(options["compression"])
+        return self._compression
+
     def _headers(
-        self, spec: MethodSpec[Any, Any], deadline: float | None, options: CallOptions
+        self,
+        spec: MethodSpec[Any, Any],
+        deadline: float | None,
+        options: CallOptions,
+        encoding: str | None,
     ) -> list[tuple[str, str]]:
         headers = self._base_headers.copy()
         headers[2] = (":path", spec.path)
+        if encoding is not None:
+            headers.append(("grpc-encoding", encoding))
         if deadline is not None:
             remaining = deadline - now()
             if remaining <= 0:
@@ -187,10 +204,13 @@ class Channel:
         wait_for_ready = self._wait_for_ready if wait is None else wait
         key = options.get("hash_key")
         info = PickInfo(spec.path, key.encode() if isinstance(key, str) else key)
-        headers = self._headers(spec, deadline, options)
+        encoding = self._encoding(options)
+        headers = self._headers(spec, deadline, options, encoding)
         for attempt in range(2):
             conn, picked = await self._core.pick(info, deadline, wait_for_ready)
-            call = ClientCall(conn, spec, headers, deadline, self._max_recv, self._max_send)
+            call = ClientCall(
+                conn, spec, headers, deadline, self._max_recv, self._max_send, encoding
+            )
             call.on_done = picked.on_done
             try:
                 try:

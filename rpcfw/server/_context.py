@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from .._status import Status
 from .._wire import GRPC_CONTENT_TYPE, frame_message, trailers_for
+from ..compression import Compression, accepts, encoding_name
 from ..errors import RpcError
 from ..metadata import Metadata, MetadataLike, decode_metadata, encode_metadata
 from ..transport.hpack_codec import HeaderEncoder
@@ -44,6 +45,7 @@ class CallContext:
 
     __slots__ = (
         "_clock",
+        "_compression",
         "_headers_sent",
         "_initial",
         "_max_send",
@@ -66,8 +68,10 @@ class CallContext:
         deadline: float | None,
         user_agent: str | None,
         max_send: int | None,
+        compression: str | None = None,
     ) -> None:
         self._stream = stream
+        self._compression = compression  # grpc-encoding of the response messages
         self._max_send = max_send
         self._headers_sent = False
         self._initial: list[tuple[str, str]] = []
@@ -106,7 +110,32 @@ class CallContext:
             self.set_initial_metadata(metadata)
         if not self._headers_sent:
             self._headers_sent = True
-            self._stream.send_headers(RESPONSE_HEADERS + self._initial)
+            self._stream.send_headers(self._response_headers())
+
+    def set_compression(self, compression: Compression | str | None) -> None:
+        """Compress this call's response messages with ``compression`` (gzip, deflate) if the
+        client accepts it, or not at all (None); before the response headers are sent."""
+        if self._headers_sent:
+            raise RuntimeError("response headers were already sent")
+        name = encoding_name(compression)
+        if name is None or accepts(self._header("grpc-accept-encoding"), name):
+            self._compression = name
+
+    @property
+    def compression(self) -> str | None:
+        """The ``grpc-encoding`` of the response messages (None: uncompressed)."""
+        return self._compression
+
+    def _header(self, name: str) -> str | None:
+        for key, value in self._stream.headers or ():
+            if key == name:
+                return value
+        return None
+
+    def _response_headers(self) -> list[tuple[str, str]]:
+        if self._compression is None:
+            return RESPONSE_HEADERS + self._initial
+        return [*RESPONSE_HEADERS, ("grpc-encoding", self._compression), *self._initial]
 
     def set_trailing_metadata(self, metadata: MetadataLike) -> None:
         """Metadata to send with the status at the end of the call."""
@@ -123,7 +152,7 @@ class CallContext:
     async def send_message(self, payload: bytes) -> None:
         if not self._headers_sent:
             await self.send_initial_metadata()
-        await self._stream.send_data(frame_message(payload, self._max_send))
+        await self._stream.send_data(frame_message(payload, self._max_send, self._compression))
 
     async def send_status(
         self, status: Status, message: str | None, extra: list[tuple[str, str]] | None = None
@@ -141,7 +170,7 @@ class CallContext:
                     await stream.drain()
                 return
             # initial metadata the handler set is not dropped (grpc-go and grpc-core send it too)
-            stream.send_headers(RESPONSE_HEADERS + self._initial)
+            stream.send_headers(self._response_headers())
         stream.send_headers(trailers, end_stream=True)
         if stream.needs_drain:
             await stream.drain()
@@ -159,12 +188,12 @@ class CallContext:
 
     async def send_unary(self, payload: bytes) -> None:
         """Headers, message and OK trailers queued together: one socket write."""
-        framed = frame_message(payload, self._max_send)
+        framed = frame_message(payload, self._max_send, self._compression)
         stream = self._stream
         if not self._headers_sent:
             self._headers_sent = True
-            if self._initial:
-                stream.send_headers(RESPONSE_HEADERS + self._initial)
+            if self._initial or self._compression is not None:
+                stream.send_headers(self._response_headers())
             else:
                 stream.send_header_block(_RESPONSE_BLOCK)
         stream.send_data_nowait(framed)

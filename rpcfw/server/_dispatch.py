@@ -19,7 +19,14 @@ from .._deadline import current_deadline
 from .._guard import Guard
 from .._method import ServerMethod
 from .._status import Cardinality, Status
-from .._wire import GRPC_CONTENT_TYPE, is_grpc_content_type, parse_message_prefix, trailers_for
+from .._wire import (
+    GRPC_CONTENT_TYPE,
+    is_grpc_content_type,
+    message_payload,
+    parse_message_prefix,
+    trailers_for,
+)
+from ..compression import ACCEPT_ENCODING, accepts, is_supported
 from ..errors import RpcError
 from ..metadata import decode_timeout, encode_metadata
 from ..transport import ErrorCode, Stream, StreamResetError, TransportError
@@ -39,6 +46,7 @@ class DispatchConfig:
     services: frozenset[str]
     max_receive: int
     max_send: int | None
+    compression: str | None = None  # compress responses with it when the client accepts it
 
 
 async def _abort_http(stream: Stream, http_status: str, status: Status, message: str) -> None:
@@ -47,16 +55,17 @@ async def _abort_http(stream: Stream, http_status: str, status: Status, message:
     await stream.drain()
 
 
-async def _read_message(stream: Stream, max_receive: int) -> bytes | None:
+async def _read_message(stream: Stream, max_receive: int, encoding: str | None) -> bytes | None:
     """The next request message, or None at the end of the request stream. Cancel-safe."""
     if not await stream.fill(5):
         if stream.buffered:
             raise RpcError(Status.INTERNAL, "request stream ended in the middle of a message")
         return None
-    length = parse_message_prefix(stream.peek(5), max_receive)
+    prefix = stream.peek(5)
+    length = parse_message_prefix(prefix, max_receive)
     if not await stream.fill(5 + length):
         raise RpcError(Status.INTERNAL, "request stream ended in the middle of a message")
-    return stream.take(5 + length, 5)
+    return message_payload(prefix[0], stream.take(5 + length, 5), encoding, max_receive)
 
 
 def _decode(method: ServerMethod[Any, Any], data: bytes) -> Any:
@@ -67,9 +76,9 @@ def _decode(method: ServerMethod[Any, Any], data: bytes) -> Any:
 
 
 async def _requests(
-    stream: Stream, method: ServerMethod[Any, Any], max_receive: int
+    stream: Stream, method: ServerMethod[Any, Any], max_receive: int, encoding: str | None
 ) -> AsyncIterator[Any]:
-    while (data := await _read_message(stream, max_receive)) is not None:
+    while (data := await _read_message(stream, max_receive, encoding)) is not None:
         yield _decode(method, data)
 
 
@@ -85,17 +94,21 @@ def _payload(response: Any, method: ServerMethod[Any, Any]) -> bytes:
 
 
 async def _run(
-    method: ServerMethod[Any, Any], context: CallContext, stream: Stream, config: DispatchConfig
+    method: ServerMethod[Any, Any],
+    context: CallContext,
+    stream: Stream,
+    config: DispatchConfig,
+    encoding: str | None,
 ) -> None:
     impl = method.implementation
     kind = method.spec.cardinality
     if not kind.client_streaming:
-        data = await _read_message(stream, config.max_receive)
+        data = await _read_message(stream, config.max_receive, encoding)
         if data is None:
             raise RpcError(Status.INTERNAL, "missing request message")
         request = _decode(method, data)
     else:
-        request = _requests(stream, method, config.max_receive)
+        request = _requests(stream, method, config.max_receive, encoding)
     if kind is Cardinality.UNARY_UNARY or kind is Cardinality.STREAM_UNARY:
         await context.send_unary(_payload(await impl(request, context), method))
         return
@@ -140,11 +153,17 @@ async def handle_request(
                 stream, "200", Status.UNIMPLEMENTED, _unimplemented(config, path or "")
             )
             return
-        if encoding not in (None, "identity"):
-            await _abort_http(
-                stream, "200", Status.UNIMPLEMENTED, f"grpc-encoding {encoding} not supported"
-            )
+        if not is_supported(encoding):
+            headers = [(":status", "200"), ("content-type", GRPC_CONTENT_TYPE)]
+            message = f"grpc-encoding {encoding} not supported (supported: {ACCEPT_ENCODING})"
+            trailers = trailers_for(Status.UNIMPLEMENTED, message)
+            trailers.append(("grpc-accept-encoding", ACCEPT_ENCODING))
+            stream.send_headers(headers + trailers, end_stream=True)
+            await stream.drain()
             return
+        compression = config.compression
+        if compression is not None and not accepts(fields.get("grpc-accept-encoding"), compression):
+            compression = None
         deadline = None
         if timeout is not None:
             try:
@@ -163,9 +182,10 @@ async def handle_request(
             deadline,
             user_agent,
             config.max_send,
+            compression,
         )
         with guard:
-            await _run(method, context, stream, config)
+            await _run(method, context, stream, config, encoding)
     except _STREAM_ERRORS:
         if context is not None:
             context.cancelled = True  # client cancelled or connection lost: nobody to answer

@@ -29,6 +29,7 @@ import anyio.abc
 
 from .._method import ServerMethod, ServiceBase
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
+from ..compression import Compression, encoding_name
 from ..registry.base import Registrar, Registration
 from ..transport import AioConnection, H2Config, H2Connection
 from ..transport.keepalive import ConnectionAge, KeepaliveConfig
@@ -71,6 +72,10 @@ class Server:
     MaxConnectionAge, MaxConnectionAgeGrace); ``http2`` sets every other limit (``H2Config``:
     windows, header sizes, reset budget, PING policy). ``stats`` / ``transport_stats()`` count
     connections, calls, resets and refusals.
+
+    ``compression`` (``"gzip"``, ``"deflate"``): compress responses to clients that accept it
+    (``grpc-accept-encoding``); a handler can choose per call with
+    ``context.set_compression()``. Compressed requests are read whatever this says.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class Server:
         keepalive: KeepaliveConfig | None = DEFAULT_SERVER_KEEPALIVE,
         connection_age: ConnectionAge | None = None,
         http2: H2Config | None = None,
+        compression: Compression | str | None = None,
     ) -> None:
         from ..health import HealthService  # rpcfw.health imports rpcfw: not at the top
 
@@ -113,7 +119,11 @@ class Server:
             names.add(HealthService.__rpcfw_service__)
             methods.update(self.health.__rpcfw_methods__())
         self._dispatch = DispatchConfig(
-            methods, frozenset(names), max_receive_message_length, max_send_message_length
+            methods,
+            frozenset(names),
+            max_receive_message_length,
+            max_send_message_length,
+            encoding_name(compression),
         )
         self._h2_config = http2 or H2Config(max_concurrent_streams=max_concurrent_streams)
         self._handshake_timeout = handshake_timeout

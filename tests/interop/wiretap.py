@@ -25,6 +25,7 @@ class Frame:
     flags: int
     stream_id: int
     payload: bytes  # the first 64 bytes
+    length: int = 0  # of the whole payload
 
     @property
     def error_code(self) -> int:
@@ -92,6 +93,7 @@ class WireTap:
                             buffer[4],
                             stream_id,
                             buffer[9 : 9 + min(length, 64)],
+                            length,
                         )
                     )
                     buffer = buffer[9 + length :]

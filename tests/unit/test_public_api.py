@@ -23,6 +23,7 @@ EXPECTED = {
     "Cardinality",
     "Channel",
     "ChannelClosedError",
+    "Compression",
     "HealthService",
     "Message",
     "MessageTooLargeError",
