@@ -28,8 +28,9 @@ class LeaseRegistrar(Registrar):
 
     - A lost lease (etcd says it is gone: expired, revoked, data wiped) is replaced at once:
       a new lease and every key again, with no backoff delay. Only failing calls back off.
-    - While etcd does not answer, keepalives are retried at least every third of the TTL, so
-      the lease is refreshed as soon as etcd answers again, before it can expire.
+    - While etcd does not answer, keepalives (or the registration) are retried at least every
+      third of the TTL, so the lease is refreshed as soon as etcd answers again, before it can
+      expire, and a server that could not register yet is there soon after.
     - State changes (registered, registry unreachable, lease lost) are logged once each, not
       once per retry; ``stats`` counts them (``registered``, ``unreachable``, ``lease_lost``)
       and every failed attempt (``failed_attempts``).
@@ -102,10 +103,10 @@ class LeaseRegistrar(Registrar):
         self._task = asyncio.get_running_loop().create_task(self._keep())
 
     def _retry_delay(self, backoff: Backoff) -> float:
-        """Backoff, but never longer than a third of the TTL while a lease may still live:
-        the first answer after an outage must come before the lease expires."""
-        delay = backoff.next_delay()
-        return min(delay, self.ttl / 3) if self.lease is not None else delay
+        """Backoff, but never longer than a third of the TTL: while a lease may still live,
+        the first answer after an outage must come before it expires; without one, a server
+        is back in the registry soon after etcd is (one small request per retry)."""
+        return min(backoff.next_delay(), self.ttl / 3)
 
     async def _keep(self) -> None:
         backoff = Backoff(self._backoff)

@@ -170,12 +170,14 @@ async def test_registrar_logs_unreachable_once_and_retries_within_a_third_of_its
     assert registrar.stats["failed_attempts"] == 3 and registrar.stats["unreachable"] == 1
 
 
-def test_registrar_retry_delay_is_capped_by_a_third_of_the_ttl_only_while_a_lease_lives() -> None:
+def test_registrar_retry_delay_is_capped_by_a_third_of_the_ttl() -> None:
     registrar = LeaseRegistrar(LocalStore(), ttl=9, backoff=NEVER)
     registrar.lease = 7
     assert registrar._retry_delay(Backoff(NEVER)) == 3.0
-    registrar.lease = None
-    assert registrar._retry_delay(Backoff(NEVER)) == 1000.0
+    registrar.lease = None  # not registered yet: back soon after etcd is
+    assert registrar._retry_delay(Backoff(NEVER)) == 3.0
+    short = LeaseRegistrar(LocalStore(), ttl=9, backoff=BackoffConfig(initial=0.5, jitter=0.0))
+    assert short._retry_delay(Backoff(short._backoff)) == 0.5
 
 
 # -- the resolver ----------------------------------------------------------------------------
