@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import sys
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,6 +30,7 @@ from tests.echo_service import make_echo_service, wait_until
 from tests.etcd_server import EtcdProcess
 from tests.integration.load import run_load
 
+ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "echo.v1.Echo"
 LIVENESS = 20.0  # bound on waits that must not hang (not a timing assertion)
 
@@ -214,3 +218,44 @@ async def test_etcd_hung_is_detected_logged_once_and_discovery_recovers_after_it
     assert len(unreachable) == 1  # once for the whole hang, not once per retry
     assert resolver.stats["unreachable"] == 1 and resolver.stats["failed_attempts"] >= 1
     assert resolver.history.index("unreachable") < len(resolver.history) - 1  # and it ended
+
+
+async def test_sigterm_deregisters_from_etcd_at_once_then_drains_the_call_in_flight(
+    echo_pb: ModuleType, generated_root: Path, etcd: EtcdProcess
+) -> None:
+    """Fault: SIGTERM to a server process (``Server.run()``) registered in etcd, with a call
+    in flight. Its key leaves etcd while the call still runs (deregistration first, not a
+    lease expiry: its keepalive ran until then), the call ends OK, the process exits 0."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.integration.echo_server_main",
+        str(generated_root), "protobuf", "p1", "0", etcd.endpoint, "10",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), LIVENESS)).decode()
+        port = int(line.split()[1])
+        prefix = f"/rpcfw/services/{SERVICE}/"
+        async with Etcd3PyClient([etcd.endpoint], timeout=0.5) as client:
+            snapshot = await client.get_prefix(prefix)
+            assert [kv.key.rsplit("/", 1)[1] for kv in snapshot.items] == [f"127.0.0.1:{port}"]
+            async with rpcfw.Channel(f"127.0.0.1:{port}") as channel:
+                call = asyncio.ensure_future(
+                    echo_pb.EchoStub(channel).unary(
+                        echo_pb.EchoRequest(message="slow", delay_ms=3000), timeout=LIVENESS
+                    )
+                )
+                await wait_until(lambda: channel.state == "READY", LIVENESS)
+                proc.send_signal(signal.SIGTERM)
+                async with asyncio.timeout(LIVENESS):
+                    async for batch in client.watch_prefix(prefix, snapshot.revision + 1):
+                        if any(e.type.value == "DELETE" for e in batch):
+                            break
+                assert not call.done()  # the key left while the call still ran
+                reply = await call
+        assert reply.message == "slow"
+        assert await asyncio.wait_for(proc.wait(), LIVENESS) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
