@@ -4,7 +4,7 @@ The public API is what ``__all__`` lists; everything else is private.
 """
 
 from .__about__ import __version__
-from ._method import CallOptions, Message, MethodSpec, ServerMethod, ServiceBase
+from ._method import CallCredentials, CallOptions, Message, MethodSpec, ServerMethod, ServiceBase
 from ._status import Cardinality, Status
 from .balancer import ConnectivityState, Endpoint, register_balancer
 from .client import BidiStream, Channel
@@ -22,6 +22,7 @@ from .registry import Instance, LeaseRegistrar, LocalStore, Registrar
 from .registry.base import Registration
 from .resolver import register_resolver
 from .server import CallContext, Server, ServerStats
+from .tls import ChannelTLS, PeerIdentity, ServerTLS
 from .transport import H2Config
 from .transport.keepalive import ConnectionAge, KeepaliveConfig
 
@@ -33,10 +34,12 @@ __all__ = (
     "BackoffConfig",
     "BidiStream",
     "CallContext",
+    "CallCredentials",
     "CallOptions",
     "Cardinality",
     "Channel",
     "ChannelClosedError",
+    "ChannelTLS",
     "Compression",
     "ConnectionAge",
     "ConnectivityState",
@@ -52,6 +55,7 @@ __all__ = (
     "Metadata",
     "MetadataLike",
     "MethodSpec",
+    "PeerIdentity",
     "Registrar",
     "Registration",
     "RpcError",
@@ -59,6 +63,7 @@ __all__ = (
     "Server",
     "ServerMethod",
     "ServerStats",
+    "ServerTLS",
     "ServiceBase",
     "ServingStatus",
     "Status",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar
 
@@ -12,6 +12,7 @@ from .compression import Compression
 from .metadata import MetadataLike
 
 __all__ = [
+    "CallCredentials",
     "CallOptions",
     "Message",
     "MethodSpec",
@@ -64,6 +65,10 @@ class MethodSpec(Generic[ReqT, RespT]):
         return self.path.rsplit("/", 1)[1]
 
 
+#: ``credentials(method_path) -> metadata`` (or an awaitable of it): a bearer token, say
+CallCredentials = Callable[[str], MetadataLike | Awaitable[MetadataLike]]
+
+
 class CallOptions(TypedDict, total=False):
     """Keyword options every generated stub method accepts (``**options``).
 
@@ -71,6 +76,7 @@ class CallOptions(TypedDict, total=False):
     metadata: request metadata; keys ending in ``-bin`` take bytes.
     wait_for_ready: wait for a ready endpoint until the deadline instead of failing fast.
     hash_key: the key consistent-hash balancing uses for this call.
+    call_credentials: metadata for this call from a callable (see ``Channel``).
     compression: compress this call's request messages ("gzip", "deflate", a
         ``rpcfw.Compression``, or "identity" for none); default: the channel's.
     """
@@ -80,6 +86,7 @@ class CallOptions(TypedDict, total=False):
     wait_for_ready: bool | None
     hash_key: str | bytes | None
     compression: Compression | str | None
+    call_credentials: CallCredentials | None
 
 
 @dataclass(frozen=True, slots=True)

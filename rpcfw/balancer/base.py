@@ -44,7 +44,9 @@ class ConnectivityState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One address a resolver found, with attributes (``weight``, ``zone``, ``version``, ...)."""
+    """One address a resolver found, with attributes (``weight``, ``zone``, ``version``, ...).
+    A Unix domain socket is ``Endpoint("unix:/abs/path", 0)`` or
+    ``Endpoint("unix-abstract:name", 0)``."""
 
     host: str
     port: int
@@ -64,6 +66,8 @@ class Endpoint:
         return max(weight, 0)
 
     def __str__(self) -> str:
+        if self.host.startswith(("unix:", "unix-abstract:")):  # a unix socket (port 0)
+            return self.host
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 

@@ -6,9 +6,13 @@ timer reaches the balancer through ``_serialize``, one at a time and never re-en
 balancers need no locks.
 
 Every pick also starts the connections that subchannels deferred after losing theirs (they wait
-IDLE for a call, as gRPC's idle channel does). ``close`` shuts down every subchannel it ever
-made, the ones the balancer removed and left draining included, and waits for their tasks and
-connections; cancelling a caller of ``close`` stops only its wait.
+IDLE for a call, as gRPC's idle channel does); so does ``try_to_connect`` (the channel's
+``get_state(try_to_connect=True)``). ``state`` is the balancer's aggregate state (SHUTDOWN once
+closed); ``wait_for_state_change`` waits for it to differ from a state seen before.
+
+``close`` shuts down every subchannel it ever made, the ones the balancer removed and left
+draining included, and waits for their tasks and connections; cancelling a caller of ``close``
+stops only its wait.
 """
 
 from __future__ import annotations
@@ -100,6 +104,8 @@ class BalancingCore:
         #: the task group of ``async with Channel(...)`` (needed on backends other than asyncio)
         self.task_group: anyio.abc.TaskGroup | None = None
         self._picker_changed: EventLike | None = None
+        #: set (and dropped) when ``state`` changes; made by the first waiter
+        self._state_changed: EventLike | None = None
         self._resolver_error: str | None = None
         # the resolver is built now so a bad target fails at Channel(...), not on first call
         self.resolver = create_resolver(target, self._on_resolved)
@@ -114,7 +120,8 @@ class BalancingCore:
         return self.resolver.authority
 
     def _start(self) -> None:
-        self.runtime = self._make_runtime()
+        self._choose_runtime()
+        assert self.runtime is not None
         self._picker_changed = self.runtime.event()
         self._started = True
         self.balancer = self._balancer_factory(self)
@@ -129,6 +136,13 @@ class BalancingCore:
                 raise ChannelClosedError()
             self._start()
         assert self.runtime is not None
+        return self.runtime
+
+    def _choose_runtime(self) -> ChannelRuntime:
+        """The runtime, chosen now from the running backend if no call chose it yet (this
+        starts nothing: a state waiter needs events before the first call)."""
+        if self.runtime is None:
+            self.runtime = self._make_runtime()
         return self.runtime
 
     def _make_runtime(self) -> ChannelRuntime:
@@ -212,10 +226,41 @@ class BalancingCore:
 
     def update_picker(self, state: ConnectivityState, picker: Picker) -> None:
         assert self.runtime is not None and self._picker_changed is not None
-        self.state = state
+        if not self.closed:
+            self._set_state(state)
         self.picker = picker
         self._picker_changed.set()
         self._picker_changed = self.runtime.event()
+
+    # -- connectivity ----------------------------------------------------------------------
+    def _set_state(self, state: ConnectivityState) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        changed, self._state_changed = self._state_changed, None
+        if changed is not None:
+            changed.set()
+
+    async def wait_for_state_change(self, last: ConnectivityState) -> None:
+        """Return once ``state`` differs from ``last`` (at once if it already does). A
+        closed channel's state (SHUTDOWN) never changes again: waiting for a change from
+        SHUTDOWN raises ChannelClosedError."""
+        while self.state is last:
+            if self.closed:
+                raise ChannelClosedError()
+            if self._state_changed is None:
+                self._state_changed = self._choose_runtime().event()
+            await self._state_changed.wait()
+
+    def try_to_connect(self) -> None:
+        """Start connecting now, as a call would: the first time, start the resolver and
+        balancer; then connect the subchannels that wait IDLE for a call. Nothing on a closed
+        channel."""
+        if self.closed:
+            return
+        self.ensure_runtime()
+        if self._deferred:
+            self._connect_deferred()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
         assert self.runtime is not None
@@ -293,12 +338,13 @@ class BalancingCore:
         waits for the same closing, and cancelling one caller cancels only its wait."""
         if self._closing is None:
             self.closed = True
-            if self.runtime is None:  # never used: only the resolver to close
+            self._set_state(ConnectivityState.SHUTDOWN)  # wakes state waiters
+            if not self._started:  # never used: only the resolver to close
                 self._closing = _NOTHING_TO_WAIT_FOR
                 assert self.resolver is not None
                 await self.resolver.close()
                 return
-            assert self._picker_changed is not None
+            assert self._picker_changed is not None and self.runtime is not None
             self._picker_changed.set()  # wake waiting calls: they see the channel closed
             if self.balancer is not None:
                 self.balancer.close()

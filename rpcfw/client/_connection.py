@@ -5,12 +5,18 @@ of the channel) on other anyio backends."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
+import anyio.abc
+from anyio.streams.tls import TLSAttribute
 
 from .._runtime import AsyncioRuntime, ChannelRuntime, TaskHandle
+from .._unix import socket_address
+from ..tls import ALPN_H2, ChannelTLS
 from ..transport import AioConnection, ConnectionLostError, H2Config, H2Connection, Stream
 from ..transport.anyio_io import AnyioConnection
 from ..transport.keepalive import KeepaliveConfig
@@ -29,6 +35,14 @@ class ConnectionOptions:
 
     http2: H2Config = field(default_factory=H2Config)
     keepalive: KeepaliveConfig | None = None
+    tls: ChannelTLS | None = None
+
+
+def _check_alpn(chosen: str | None) -> None:
+    if chosen != ALPN_H2:
+        raise ConnectionError(
+            f"the server did not negotiate ALPN h2 over TLS (it chose {chosen!r})"
+        )
 
 
 class ClientConnection:
@@ -42,9 +56,15 @@ class ClientConnection:
         config: ConnectionOptions,
         on_change: Callable[[ClientConnection], None] | None,
         runtime: ChannelRuntime,
+        attributes: Mapping[str, Any] | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        #: the socket address (a path, or "\0name") when ``host`` names a unix socket
+        self.unix_path = socket_address(host)
+        tls = config.tls
+        #: the name the server's certificate is checked against (and sent as SNI)
+        self.server_name = None if tls is None else tls.name_for(host, attributes)
         self._config = config
         self._on_change = on_change
         self.runtime = runtime
@@ -57,13 +77,21 @@ class ClientConnection:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "draining" if self.draining else "open"
-        return f"<ClientConnection {self.host}:{self.port} {state}>"
+        return f"<ClientConnection {self.label} {state}>"
+
+    @property
+    def label(self) -> str:
+        """``host:port``, or the unix socket (``unix:/path``)."""
+        return self.host if self.unix_path is not None else f"{self.host}:{self.port}"
 
     async def connect(self) -> None:
         runtime = self.runtime
         protocol: IOConnection
-        if isinstance(runtime, AsyncioRuntime):
-            _, protocol = await runtime.loop.create_connection(
+        tls = self._config.tls
+        if self.unix_path is not None:
+            protocol = await self._connect_unix(self.unix_path)
+        elif isinstance(runtime, AsyncioRuntime):
+            transport, protocol = await runtime.loop.create_connection(
                 lambda: AioConnection(
                     H2Connection(self._config.http2, client=True),
                     self,
@@ -71,9 +99,28 @@ class ClientConnection:
                 ),
                 self.host,
                 self.port,
+                ssl=None if tls is None else tls.context,
+                server_hostname=self.server_name,
+                ssl_handshake_timeout=None if tls is None else tls.handshake_timeout,
             )
+            if tls is not None:
+                ssl_object = transport.get_extra_info("ssl_object")
+                _check_alpn(None if ssl_object is None else ssl_object.selected_alpn_protocol())
         else:
-            byte_stream = await anyio.connect_tcp(self.host, self.port)
+            byte_stream: anyio.abc.ByteStream
+            if tls is None:
+                byte_stream = await anyio.connect_tcp(self.host, self.port)
+            else:
+                assert self.server_name is not None
+                with anyio.fail_after(tls.handshake_timeout):
+                    byte_stream = await anyio.connect_tcp(
+                        self.host,
+                        self.port,
+                        ssl_context=tls.context,
+                        tls_hostname=self.server_name,
+                        tls_standard_compatible=False,
+                    )
+                _check_alpn(byte_stream.extra(TLSAttribute.alpn_protocol, None))
             protocol = AnyioConnection(
                 H2Connection(self._config.http2, client=True),
                 self,
@@ -90,7 +137,45 @@ class ClientConnection:
         try:
             await protocol.wait_handshake()
         except ConnectionLostError as exc:
-            raise OSError(f"connection lost during the HTTP/2 handshake: {exc}") from None
+            hint = (
+                "does the server want a client certificate this one lacks?"
+                if tls is not None
+                else "is it a TLS port (pass tls=)?"
+            )
+            raise OSError(f"connection lost during the HTTP/2 handshake: {exc} ({hint})") from None
+
+    async def _connect_unix(self, path: str) -> IOConnection:
+        """Dial a unix socket (plaintext: TLS over unix sockets is not supported)."""
+        if self._config.tls is not None:
+            raise ConnectionError(f"{self.host}: TLS over unix sockets is not supported")
+        runtime = self.runtime
+        if isinstance(runtime, AsyncioRuntime):
+            # our own socket: uvloop's create_unix_connection(path=) cannot dial abstract names
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                await runtime.loop.sock_connect(sock, path)
+                _, protocol = await runtime.loop.create_unix_connection(
+                    lambda: AioConnection(
+                        H2Connection(self._config.http2, client=True),
+                        self,
+                        keepalive=self._config.keepalive,
+                    ),
+                    sock=sock,
+                )
+            except BaseException:
+                sock.close()
+                raise
+            return protocol
+        byte_stream = await anyio.connect_unix(path)
+        anyio_protocol = AnyioConnection(
+            H2Connection(self._config.http2, client=True),
+            self,
+            byte_stream,
+            keepalive=self._config.keepalive,
+        )
+        self._run = runtime.spawn(anyio_protocol.run, f"connection to {self.host}")
+        return anyio_protocol
 
     @property
     def ready(self) -> bool:
@@ -160,7 +245,7 @@ class ClientConnection:
 
     def on_goaway(self, conn: IOConnection, last_stream_id: int, code: int) -> None:
         if not self.draining:
-            log.debug("%s:%s sent GOAWAY (last stream %d)", self.host, self.port, last_stream_id)
+            log.debug("%s sent GOAWAY (last stream %d)", self.label, last_stream_id)
             self.draining = True
             self._changed()
         if not conn.streams:

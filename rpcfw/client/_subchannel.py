@@ -154,6 +154,7 @@ class Subchannel:
                 self._config,
                 self._connection_changed,
                 self._runtime,
+                self.endpoint.attributes,
             )
             self._conns.add(conn)
             try:

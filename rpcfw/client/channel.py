@@ -1,15 +1,18 @@
 """Channel: the client entry point. A target is resolved to endpoints, a balancer spreads
 calls over them, and the four call kinds run with gRPC semantics.
 
-Targets: ``host:port``, ``static:///h1:p1,h2:p2``, ``dns:///host:port``, or any scheme with a
-registered resolver. Balancers by name (``pick_first``, ``round_robin``,
+Targets: ``host:port``, ``static:///h1:p1,h2:p2``, ``dns:///host:port``, ``unix:/path``
+(``unix:relative``, ``unix:///abs``), ``unix-abstract:name``, or any scheme with a registered
+resolver. Balancers by name (``pick_first``, ``round_robin``,
 ``weighted_round_robin``, ``p2c``, ``ring_hash``) or a factory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -20,16 +23,17 @@ from typing_extensions import Unpack
 
 from .._clock import now
 from .._deadline import effective_deadline
-from .._method import CallOptions, MethodSpec, ReqT, RespT
+from .._method import CallCredentials, CallOptions, MethodSpec, ReqT, RespT
 from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, USER_AGENT
-from ..balancer.base import Balancer, BalancerHelper, PickInfo
+from ..balancer.base import Balancer, BalancerHelper, ConnectivityState, PickInfo
 from ..balancer.registry import balancer_factory
 from ..compression import ACCEPT_ENCODING, Compression, encoding_name
-from ..errors import RpcError, StreamRefusedError
+from ..errors import ChannelClosedError, RpcError, StreamRefusedError
 from ..metadata import encode_metadata, encode_timeout
 from ..policy.backoff import BackoffConfig
 from ..resolver.target import parse_target
+from ..tls import ChannelTLS
 from ..transport import ConnectionLostError, H2Config, TransportError
 from ..transport.keepalive import KeepaliveConfig
 from ._balancing import BalancingCore
@@ -55,6 +59,16 @@ def _opened_after_loss(call: ClientCall[Any, Any], conn: ClientConnection) -> bo
     return protocol is not None and protocol.closed and stream is not None and stream.error is None
 
 
+def _channel_tls(tls: ChannelTLS | ssl.SSLContext | bool | None) -> ChannelTLS | None:
+    if tls is None or tls is False:
+        return None
+    if tls is True:
+        return ChannelTLS()
+    if isinstance(tls, ssl.SSLContext):
+        return ChannelTLS(context=tls)
+    return tls
+
+
 class Channel:
     """A client channel to ``target``. Create it anywhere: no IO happens until the first call.
     Close it with ``await channel.close()`` or ``async with``.
@@ -75,6 +89,13 @@ class Channel:
     minutes unless configured otherwise). ``http2``: the connections' HTTP/2 limits.
     ``compression``: compress request messages (``"gzip"``, ``"deflate"``; per call:
     ``compression=``). Responses are decompressed whatever the server chose.
+    ``tls``: a ``ChannelTLS`` (custom roots, client certificate for mTLS, server-name
+    override), a ready ``ssl.SSLContext``, or True for the system trust store; every endpoint
+    is dialed over TLS with ALPN h2, its certificate checked against its own name (a
+    ``dns:///`` target's name, or the ``server_name`` override).
+    ``call_credentials``: called for every call with the method path, returns metadata to
+    add (a bearer token, say; sync or async); refused on a plaintext channel unless
+    ``allow_insecure_call_credentials`` (grpcio refuses it too). Per call: ``call_credentials=``.
     """
 
     def __init__(
@@ -91,14 +112,22 @@ class Channel:
         keepalive: KeepaliveConfig | None = None,
         http2: H2Config | None = None,
         compression: Compression | str | None = None,
+        tls: ChannelTLS | ssl.SSLContext | bool | None = None,
+        call_credentials: CallCredentials | None = None,
+        allow_insecure_call_credentials: bool = False,
     ) -> None:
         self.target = target
         factory = balancer_factory(balancer) if isinstance(balancer, str) else balancer
+        self._tls = _channel_tls(tls)
+        self._insecure_credentials_ok = allow_insecure_call_credentials
+        if call_credentials is not None:
+            self._check_credentials_allowed()
+        self._call_credentials = call_credentials
         self._core = BalancingCore(
             parse_target(target),
             factory,
             connect_backoff or BackoffConfig(),
-            options=ConnectionOptions(http2 or H2Config(), keepalive),
+            options=ConnectionOptions(http2 or H2Config(), keepalive, self._tls),
         )
         self._task_group: anyio.abc.TaskGroup | None = None
         self._compression = encoding_name(compression)
@@ -107,7 +136,7 @@ class Channel:
         self._wait_for_ready = wait_for_ready
         self._base_headers = [
             (":method", "POST"),
-            (":scheme", "http"),
+            (":scheme", "http" if self._tls is None else "https"),
             ("", ""),  # :path, filled per call
             (":authority", self._core.authority),
             ("te", "trailers"),
@@ -124,6 +153,32 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"Channel({self.target!r})"
+
+    def _check_credentials_allowed(self) -> None:
+        if self._tls is None and not self._insecure_credentials_ok:
+            raise ValueError(
+                "call credentials need a TLS channel (tls=...); pass "
+                "allow_insecure_call_credentials=True to send them in clear text"
+            )
+
+    async def _credentials_metadata(
+        self, spec: MethodSpec[Any, Any], options: CallOptions
+    ) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = []
+        per_call = options.get("call_credentials")
+        if per_call is not None:
+            self._check_credentials_allowed()
+        for credentials in (self._call_credentials, per_call):
+            if credentials is None:
+                continue
+            try:
+                metadata = credentials(spec.path)
+                if inspect.isawaitable(metadata):
+                    metadata = await metadata
+            except Exception as exc:
+                raise RpcError(Status.UNAUTHENTICATED, f"call credentials failed: {exc}") from exc
+            headers.extend(encode_metadata(metadata))
+        return headers
 
     async def __aenter__(self) -> Channel:
         try:
@@ -161,6 +216,42 @@ class Channel:
     def state(self) -> str:
         """The channel's aggregate connectivity state (IDLE, CONNECTING, READY, ...)."""
         return self._core.state.value
+
+    # -- connectivity (grpc.aio's API) -----------------------------------------------------
+    def get_state(self, try_to_connect: bool = False) -> ConnectivityState:
+        """The channel's aggregate connectivity state: IDLE (nothing connected or connecting:
+        a new channel, or one whose connection was lost or ended by the server), CONNECTING,
+        READY, TRANSIENT_FAILURE, or SHUTDOWN once closed.
+
+        ``try_to_connect``: start connecting as a call would (the first time: start the
+        resolver and balancer; later: connect the endpoints that wait IDLE for a call); the
+        state returned is the one right after that (often CONNECTING already). Call it inside
+        the running loop (on trio, inside ``async with Channel(...)``)."""
+        if try_to_connect:
+            self._core.try_to_connect()
+        return self._core.state
+
+    async def wait_for_state_change(self, last_state: ConnectivityState | str) -> None:
+        """Return once the state differs from ``last_state`` (at once if it already does).
+        Changes in between may be missed: read the new state with ``get_state()``. Waiting
+        for a change from SHUTDOWN (a closed channel never changes again) raises
+        ``ChannelClosedError``. Bound the wait yourself (``asyncio.timeout``,
+        ``anyio.fail_after``)."""
+        await self._core.wait_for_state_change(ConnectivityState(last_state))
+
+    async def channel_ready(self) -> None:
+        """Connect and wait until the channel is READY (``get_state(try_to_connect=True)``
+        after every change, so a lost connection is retried). It waits as long as it takes
+        (an unreachable server keeps it in TRANSIENT_FAILURE, retrying with backoff): bound it
+        yourself, ``async with asyncio.timeout(5): await channel.channel_ready()`` (or
+        ``with anyio.fail_after(5):``). A closed channel (before or during the wait) raises
+        ``ChannelClosedError``."""
+        state = self.get_state(try_to_connect=True)
+        if state is ConnectivityState.SHUTDOWN:
+            raise ChannelClosedError()
+        while state is not ConnectivityState.READY:
+            await self._core.wait_for_state_change(state)  # SHUTDOWN: ChannelClosedError
+            state = self.get_state(try_to_connect=True)
 
     def _encoding(self, options: CallOptions) -> str | None:
         if "compression" in options:
@@ -206,6 +297,8 @@ class Channel:
         info = PickInfo(spec.path, key.encode() if isinstance(key, str) else key)
         encoding = self._encoding(options)
         headers = self._headers(spec, deadline, options, encoding)
+        if self._call_credentials is not None or options.get("call_credentials") is not None:
+            headers.extend(await self._credentials_metadata(spec, options))
         for attempt in range(2):
             conn, picked = await self._core.pick(info, deadline, wait_for_ready)
             call = ClientCall(

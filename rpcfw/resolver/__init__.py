@@ -1,10 +1,11 @@
-"""Resolvers: targets to endpoint sets (static, dns; pluggable by scheme)."""
+"""Resolvers: targets to endpoint sets (static, dns, unix; pluggable by scheme)."""
 
 from .base import Resolver, ResolverFactory, ResolverListener
 from .dns import DnsResolver
 from .registry import create_resolver, register_resolver, registered_schemes
 from .static import StaticResolver
 from .target import Target, parse_address, parse_target
+from .unix import UnixResolver
 
 __all__ = (
     "DnsResolver",
@@ -13,6 +14,7 @@ __all__ = (
     "ResolverListener",
     "StaticResolver",
     "Target",
+    "UnixResolver",
     "create_resolver",
     "parse_address",
     "parse_target",

@@ -47,8 +47,9 @@ class DnsResolver(Resolver):
             self.address.host, self.address.port, type=socket.SOCK_STREAM
         )
         seen: dict[tuple[str, int], Endpoint] = {}
+        name = {"server_name": self.address.host}  # what TLS checks: the name, not the IP
         for _family, _type, _proto, _name, sockaddr in infos:
-            endpoint = Endpoint(str(sockaddr[0]), int(sockaddr[1]))
+            endpoint = Endpoint(str(sockaddr[0]), int(sockaddr[1]), name)
             seen.setdefault(endpoint.key, endpoint)
         return sorted(seen.values(), key=lambda e: e.key)
 

@@ -6,6 +6,7 @@ from .base import Resolver, ResolverFactory, ResolverListener
 from .dns import DnsResolver
 from .static import StaticResolver
 from .target import Target
+from .unix import UnixResolver
 
 __all__ = ["create_resolver", "register_resolver", "registered_schemes"]
 
@@ -32,6 +33,8 @@ _RESOLVERS: dict[str, ResolverFactory] = {
     "dns": DnsResolver,
     "local": _local,
     "etcd": _etcd,
+    "unix": UnixResolver,
+    "unix-abstract": UnixResolver,
 }
 
 

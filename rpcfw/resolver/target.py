@@ -3,6 +3,8 @@
 - ``host:port`` (no scheme): one static address (the name is resolved when connecting)
 - ``static:///h1:p1,h2:p2``: a fixed list
 - ``dns:///host:port``: every address ``host`` resolves to, re-resolved periodically
+- ``unix:path``, ``unix:///abs/path``, ``unix-abstract:name``: one Unix domain socket (the
+  schemes ``unix`` and ``unix-abstract`` need no ``//``: see ``rpcfw._unix``)
 - other schemes (``etcd://...``) belong to resolvers registered under that scheme
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._unix import parse_unix
 from ..balancer.base import Endpoint
 
 __all__ = ["Target", "parse_address", "parse_address_list", "parse_target"]
@@ -54,7 +57,11 @@ def parse_address_list(text: str) -> list[Endpoint]:
 
 
 def parse_target(target: str) -> Target:
-    """Split a channel target; raises ValueError for a malformed one."""
+    """Split a channel target; raises ValueError for a malformed one. A unix target's
+    endpoint is the socket path (or the abstract name), its authority is empty."""
+    unix = parse_unix(target)
+    if unix is not None:
+        return Target("unix-abstract" if unix.abstract else "unix", "", unix.path, target)
     if "://" not in target:
         parse_address(target)  # validate now, not on the first call
         return Target("static", "", target, target)

@@ -16,6 +16,7 @@ import anyio.abc
 
 from .._guard import AnyioCallGuard
 from .._status import Status
+from .._unix import BoundUnixSocket, bind_unix, listening_address, parse_unix, remove_socket_file
 from .._wire import trailers_for
 from ..transport import H2Connection, Stream
 from ..transport.anyio_io import AnyioConnection
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["serve_anyio"]
 
 log = logging.getLogger("rpcfw.server")
+
+_UNIX_BACKLOG = 1024
 
 
 class _AnyioServerConnection:
@@ -92,15 +95,31 @@ async def serve_anyio(
     port: int,
     task_status: anyio.abc.TaskStatus[int],
 ) -> None:
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    async with listener:
-        sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
-        server.host, server.port = str(sockname[0]), int(sockname[1])
-        server._mark_serving()
-        log.info("serving %s on %s:%s (anyio)", ", ".join(server.services), host, server.port)
-        task_status.started(server.port)
+    unix = parse_unix(host)
+    bound: BoundUnixSocket | None = None
+    listener: anyio.abc.Listener[anyio.abc.SocketStream]
+    if unix is None:
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    else:  # a unix socket: port ignored, a stale socket file replaced (see Server.start)
+        bound = bind_unix(unix, _UNIX_BACKLOG)
+        try:
+            listener = await anyio.abc.SocketListener.from_socket(bound.sock)
+        except BaseException:
+            bound.sock.close()
+            remove_socket_file(bound)
+            raise
+    try:
+        async with listener:
+            sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
+            server.host, server.port = listening_address(sockname)
+            server._mark_serving()
+            log.info("serving %s on %s (anyio)", ", ".join(server.services), server.address)
+            task_status.started(server.port)
 
-        async def handle(byte_stream: anyio.abc.ByteStream) -> None:
-            await _serve_connection(server, byte_stream)
+            async def handle(byte_stream: anyio.abc.ByteStream) -> None:
+                await _serve_connection(server, byte_stream)
 
-        await listener.serve(handle)
+            await listener.serve(handle)
+    finally:
+        if bound is not None:
+            remove_socket_file(bound)

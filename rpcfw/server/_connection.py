@@ -43,6 +43,8 @@ class ServerStats:
     resets_received: int = 0
     streams_refused: int = 0
     connections_ended_for_abuse: int = 0
+    #: TLS listeners: handshakes that failed or did not choose ALPN h2 (each logged)
+    tls_handshakes_failed: int = 0
 
     def connection_ended(self, core: H2Connection, peer: str, reason: str) -> None:
         """Add an ended connection's counters (and log it if it ended for abuse)."""

@@ -10,6 +10,7 @@ from .._wire import GRPC_CONTENT_TYPE, frame_message, trailers_for
 from ..compression import Compression, accepts, encoding_name
 from ..errors import RpcError
 from ..metadata import Metadata, MetadataLike, decode_metadata, encode_metadata
+from ..tls import PeerIdentity
 from ..transport.hpack_codec import HeaderEncoder
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ class ServedConnection(Protocol):
     """What a call needs of the connection it arrived on (either IO layer)."""
 
     peer: str
+    peer_identity: object | None  # a PeerIdentity on TLS connections with a client certificate
 
     def clock(self) -> float:
         """Now, on the clock deadlines are measured with (the event loop's)."""
@@ -39,7 +41,10 @@ class CallContext:
 
     - ``method``: the full method path, e.g. ``/echo.v1.Echo/Unary``
     - ``invocation_metadata``: the client's metadata
-    - ``peer``: ``host:port`` of the client
+    - ``peer``: ``host:port`` of the client (over a Unix socket ``unix:``, the client's
+      socket having no name, or ``unix:/path`` / ``unix-abstract:name``)
+    - ``peer_identity``: the client certificate's subject and SANs (``rpcfw.PeerIdentity``)
+      on a TLS connection where the client presented a verified one, else None
     - ``deadline``: absolute event-loop time of the call's deadline, or None
     """
 
@@ -57,6 +62,7 @@ class CallContext:
         "finished",
         "method",
         "peer",
+        "peer_identity",
         "user_agent",
     )
 
@@ -83,6 +89,9 @@ class CallContext:
         self.cancelled = False
         self.finished = False  # the status went out
         self.peer = conn.peer
+        identity = conn.peer_identity
+        #: the client's verified certificate (mTLS), or None: authorize on it
+        self.peer_identity = identity if isinstance(identity, PeerIdentity) else None
         self._clock = conn.clock
 
     @property

@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..tls import ServerTLS
     from .server import Server
 
 __all__ = ["SignalCatcher", "run_until_signal"]
@@ -83,13 +85,14 @@ async def run_until_signal(
     grace: float | None,
     signals: Iterable[int],
     on_started: Callable[[Server], object] | None,
+    tls: ServerTLS | ssl.SSLContext | None = None,
 ) -> None:
     """``Server.run()``'s body: see its docstring."""
     if server._server is not None:  # else the error path below would stop it
         raise RuntimeError("server already started (run() starts it)")
     with SignalCatcher(signals) as caught:  # before start(): a signal during it is not lost
         try:
-            await server.start(host, port)
+            await server.start(host, port, tls=tls)
             if on_started is not None:
                 on_started(server)
             assert server._stopped is not None
@@ -98,8 +101,8 @@ async def run_until_signal(
                 return
             limit = "no time limit" if grace is None else f"grace {grace:g} s"
             log.info(
-                "%s received: draining %s:%s with %s (a second signal stops it at once)",
-                sig.name, server.host, server.port, limit,
+                "%s received: draining %s with %s (a second signal stops it at once)",
+                sig.name, server.address, limit,
             )  # fmt: skip
             again = await _first_signal_or(caught, server.stop(grace))
             if again is not None:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import signal
+import ssl
 from collections.abc import Callable, Collection, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -28,13 +30,24 @@ import anyio
 import anyio.abc
 
 from .._method import ServerMethod, ServiceBase
+from .._unix import (
+    BoundUnixSocket,
+    UnixAddress,
+    bind_unix,
+    is_unix_host,
+    listening_address,
+    parse_unix,
+    remove_socket_file,
+)
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..compression import Compression, encoding_name
 from ..registry.base import Registrar, Registration
+from ..tls import ServerTLS
 from ..transport import AioConnection, H2Config, H2Connection
 from ..transport.keepalive import ConnectionAge, KeepaliveConfig
 from ._connection import ServerConnection, ServerStats
 from ._dispatch import DispatchConfig
+from ._tls_accept import TlsHandshakes
 
 if TYPE_CHECKING:
     from ..health import HealthService
@@ -132,8 +145,11 @@ class Server:
         self.stats = ServerStats()
         self._connections_gone: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
+        self._listeners: list[asyncio.Server] = []  # add_listener's
+        self._tls_handshakes = TlsHandshakes(self.stats)
         self._connections: set[ServerConnection] = set()
         self._anyio_connections: set[object] = set()  # served by serve()
+        self._unix_sockets: list[BoundUnixSocket] = []  # socket files to remove on stop
         self._stopped: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._grace_over: asyncio.Event | None = None  # set: the drain waits for no more calls
@@ -142,7 +158,8 @@ class Server:
         self.port: int | None = None
 
     def __repr__(self) -> str:
-        return f"<rpcfw.Server {self.host}:{self.port} services={list(self.services)}>"
+        where = self.host if is_unix_host(self.host) else f"{self.host}:{self.port}"
+        return f"<rpcfw.Server {where} services={list(self.services)}>"
 
     def _protocol_factory(self) -> AioConnection:
         conn = ServerConnection(self, self._connection_age)
@@ -180,22 +197,91 @@ class Server:
         """Handler tasks running now."""
         return sum(len(conn.calls) for conn in self._connections)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0, *, backlog: int = 1024) -> None:
+    async def start(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        backlog: int = 1024,
+        tls: ServerTLS | ssl.SSLContext | None = None,
+    ) -> None:
+        """Listen on ``host:port`` (port 0: any free port, see ``port``), over TLS with
+        ``tls`` (a ``ServerTLS``, or a ready server-side ``ssl.SSLContext``), and register.
+        More listeners (plaintext and TLS side by side): ``add_listener``.
+
+        ``host`` ``"unix:/path/to.sock"`` (``unix:relative``, ``unix:///abs``) or
+        ``"unix-abstract:name"`` listens on a Unix domain socket instead (``port`` ignored;
+        ``server.port`` is then 0 and ``server.address`` the ``unix:`` target for a Channel).
+        A socket file no server listens on (left by a killed one) is replaced; a live socket,
+        or a path that is not a socket, raises OSError (EADDRINUSE) and is left alone.
+        ``stop()`` removes the socket file. ``registry=`` is skipped (with a warning) for a
+        unix socket: other hosts cannot reach it."""
         if self._server is not None:
             raise RuntimeError("server already started")
-        loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        self._server = await loop.create_server(
-            self._protocol_factory, host, port, backlog=backlog, reuse_address=True
-        )
-        sockname = self._server.sockets[0].getsockname()
-        self.host, self.port = sockname[0], sockname[1]
+        self._server = await self._listen(host, port, backlog, tls)
+        self.host, self.port = listening_address(self._server.sockets[0].getsockname())
         self._mark_serving()
-        log.info("serving %s on %s:%s", ", ".join(self.services), self.host, self.port)
-        if self.registry is not None:
+        log.info("serving %s on %s", ", ".join(self.services), self.address)
+        if self.registry is not None and is_unix_host(self.host):
+            log.warning("not registering %s: other hosts cannot reach a unix socket", self.address)
+        elif self.registry is not None:
             assert self.host is not None and self.port is not None
             instances = self._registration.instances(self.services, self.host, self.port)
             await self.registry.register(instances)
+
+    async def add_listener(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        backlog: int = 1024,
+        tls: ServerTLS | ssl.SSLContext | None = None,
+    ) -> int:
+        """Serve on one more address (after ``start``), e.g. TLS beside plaintext; returns
+        its port. Registration names the ``start`` address only."""
+        if self._server is None:
+            raise RuntimeError("start() the server first")
+        listener = await self._listen(host, port, backlog, tls)
+        self._listeners.append(listener)
+        port = listening_address(listener.sockets[0].getsockname())[1]
+        log.info("also serving on %s:%s%s", host, port, " (TLS)" if tls is not None else "")
+        return port
+
+    async def _listen(
+        self, host: str, port: int, backlog: int, tls: ServerTLS | ssl.SSLContext | None
+    ) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        if tls is None:
+            factory: Callable[[], asyncio.BaseProtocol] = self._protocol_factory
+        else:
+            from ._tls_accept import TlsAcceptor
+
+            server_tls = tls if isinstance(tls, ServerTLS) else ServerTLS(context=tls)
+            factory = functools.partial(
+                TlsAcceptor, server_tls, self._tls_handshakes, self._protocol_factory
+            )
+        unix = parse_unix(host)
+        if unix is not None:  # "unix:/path" or "unix-abstract:name": the port is ignored
+            return await self._listen_unix(unix, backlog, factory)
+        return await loop.create_server(factory, host, port, backlog=backlog, reuse_address=True)
+
+    async def _listen_unix(
+        self, address: UnixAddress, backlog: int, factory: Callable[[], asyncio.BaseProtocol]
+    ) -> asyncio.Server:
+        """Bind a unix socket (a stale socket file is replaced; a live one, or a path that is
+        not a socket, raises OSError); its file is removed by ``stop()``."""
+        bound = bind_unix(address, backlog)
+        try:
+            server = await asyncio.get_running_loop().create_unix_server(
+                factory, sock=bound.sock, backlog=backlog
+            )
+        except BaseException:
+            bound.sock.close()
+            remove_socket_file(bound)
+            raise
+        self._unix_sockets.append(bound)
+        return server
 
     def _mark_serving(self) -> None:
         if self.health is not None:
@@ -218,6 +304,9 @@ class Server:
         handlers are cancelled (no grace; use ``start()``/``stop(grace)`` on asyncio for a
         graceful drain), sockets close. Health (Check and Watch) works on every backend;
         registration (``registry=``) is asyncio-only (its registry clients are).
+        ``host`` may be a unix socket (``"unix:/path"``, ``"unix-abstract:name"``) as for
+        ``start()``: it reports port 0 (``server.address`` is the target) and removes its
+        socket file when it ends.
         """
         from ._anyio import serve_anyio
 
@@ -225,8 +314,12 @@ class Server:
 
     @property
     def address(self) -> str:
+        """Where it listens, as a channel target: ``host:port``, or for a unix socket
+        ``unix:/abs/path`` / ``unix-abstract:name`` (``port`` is then 0)."""
         if self.port is None:
             raise RuntimeError("server not started")
+        if is_unix_host(self.host):
+            return str(self.host)
         return f"{self.host}:{self.port}"
 
     async def run(
@@ -237,8 +330,10 @@ class Server:
         grace: float | None = 10.0,
         signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
         on_started: Callable[[Server], object] | None = None,
+        tls: ServerTLS | ssl.SSLContext | None = None,
     ) -> None:
-        """Serve until SIGTERM or SIGINT, then drain: the standard way to run a server.
+        """Serve until SIGTERM or SIGINT, then drain: the standard way to run a server
+        (over TLS with ``tls``, as ``start`` takes it).
 
         ``await server.run("0.0.0.0", 50051, grace=10)`` (or ``asyncio.run(server.run(...))``):
 
@@ -265,7 +360,7 @@ class Server:
         from ._signals import run_until_signal
 
         await run_until_signal(
-            self, host, port, grace=grace, signals=signals, on_started=on_started
+            self, host, port, grace=grace, signals=signals, on_started=on_started, tls=tls
         )
 
     async def serve_forever(self) -> None:
@@ -351,9 +446,14 @@ class Server:
             except Exception:
                 log.exception("deregistration failed")
         self._server.close()
+        for bound in self._unix_sockets:  # new connections find no socket file
+            remove_socket_file(bound)
+        for listener in self._listeners:
+            listener.close()
+        self._tls_handshakes.cancel()
         log.info(
-            "draining %s:%s: new connections refused, %d calls in flight",
-            self.host, self.port, self.running_calls,
+            "draining %s: new connections refused, %d calls in flight",
+            self.address, self.running_calls,
         )  # fmt: skip
         health_wait = 1.0 if grace is None else min(1.0, grace)
         if self.health is not None and health_wait > 0:  # Watch calls send NOT_SERVING and end
@@ -402,4 +502,4 @@ class Server:
                     conn.protocol.abort()
             await asyncio.sleep(0)  # their connection_lost callbacks run now
         self._stopped.set()
-        log.info("stopped %s:%s", self.host, self.port)
+        log.info("stopped %s", self.address)

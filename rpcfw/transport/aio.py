@@ -18,6 +18,7 @@ import asyncio
 import socket
 from typing import Protocol as TypingProtocol
 
+from .._unix import unix_peer
 from .connection import H2Connection
 from .driver import EventDispatch
 from .events import Event
@@ -101,6 +102,8 @@ class AioConnection(EventDispatch, asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         #: the peer's address as host:port ("unknown" before the connection is made)
         self.peer = "unknown"
+        #: the verified peer certificate's identity on a TLS connection (set by its acceptor)
+        self.peer_identity: object | None = None
         self.streams: dict[int, Stream] = {}
         self.closed = False
         self.close_reason = ""
@@ -130,6 +133,8 @@ class AioConnection(EventDispatch, asyncio.Protocol):
         name = None if self.transport is None else self.transport.get_extra_info("peername")
         if isinstance(name, tuple) and len(name) >= 2:
             return f"{name[0]}:{name[1]}"
+        if isinstance(name, str | bytes):  # a unix socket ("" for an unnamed client socket)
+            return unix_peer(name)
         return str(name) if name else "unknown"
 
     def is_open(self) -> bool:

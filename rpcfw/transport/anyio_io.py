@@ -20,6 +20,7 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
+from .._unix import unix_peer
 from .aio import FRAMES_PER_SLICE, MAX_QUEUED_CONTROL_REPLIES
 from .connection import H2Connection
 from .driver import EventDispatch
@@ -98,6 +99,10 @@ class AnyioConnection(EventDispatch):
         self.peer = (
             f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address or "")
         ) or "unknown"
+        if isinstance(address, str | bytes):  # a unix socket ("" for an unnamed client socket)
+            self.peer = unix_peer(address)
+        #: the verified peer certificate's identity on a TLS connection
+        self.peer_identity: object | None = None
         self._handshake_timeout = handshake_timeout
         self._keepalive = keepalive
         self._ping_sent_at: float | None = None
