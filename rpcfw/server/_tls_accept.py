@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._unix import unix_peer
 from ..tls import ALPN_H2, ServerTLS, peer_identity
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ class TlsAcceptor(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         transport.pause_reading()  # the ClientHello waits for start_tls
         peer = transport.get_extra_info("peername")
-        name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer or "unknown")
+        if isinstance(peer, tuple):
+            name = f"{peer[0]}:{peer[1]}"
+        else:  # a unix socket ("" for an unnamed client socket)
+            name = unix_peer(peer) if isinstance(peer, str | bytes) else "unknown"
         task = asyncio.get_running_loop().create_task(self._handshake(transport, name))
         self._handshakes.tasks.add(task)
         task.add_done_callback(self._handshakes.tasks.discard)

@@ -18,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import logging
 import signal
 import ssl
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +29,7 @@ import anyio
 import anyio.abc
 
 from .._method import ServerMethod, ServiceBase
-from .._unix import (
-    BoundUnixSocket,
-    UnixAddress,
-    bind_unix,
-    is_unix_host,
-    listening_address,
-    parse_unix,
-    remove_socket_file,
-)
+from .._unix import BoundUnixSocket, is_unix_host, listening_address
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..compression import Compression, encoding_name
 from ..registry.base import Registrar, Registration
@@ -47,6 +38,8 @@ from ..transport import AioConnection, H2Config, H2Connection
 from ..transport.keepalive import ConnectionAge, KeepaliveConfig
 from ._connection import ServerConnection, ServerStats
 from ._dispatch import DispatchConfig
+from ._drain import GraceBudget, drain
+from ._listen import listen
 from ._tls_accept import TlsHandshakes
 
 if TYPE_CHECKING:
@@ -54,7 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_SERVER_KEEPALIVE", "Server", "ServerStats"]
 
-_CLOSE_LINGER = 1.0  # how long a stopped server lets closing sockets flush before aborting
 #: gRPC's server default: ping a client quiet for 2 hours, close if no answer in 20 s
 DEFAULT_SERVER_KEEPALIVE = KeepaliveConfig(
     time=2 * 60 * 60.0, timeout=20.0, permit_without_calls=True
@@ -152,8 +144,7 @@ class Server:
         self._unix_sockets: list[BoundUnixSocket] = []  # socket files to remove on stop
         self._stopped: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
-        self._grace_over: asyncio.Event | None = None  # set: the drain waits for no more calls
-        self._grace_timers: list[asyncio.TimerHandle] = []
+        self._budget: GraceBudget | None = None  # the drain's time, which stop() may cut
         self.host: str | None = None
         self.port: int | None = None
 
@@ -251,37 +242,12 @@ class Server:
     async def _listen(
         self, host: str, port: int, backlog: int, tls: ServerTLS | ssl.SSLContext | None
     ) -> asyncio.Server:
-        loop = asyncio.get_running_loop()
-        if tls is None:
-            factory: Callable[[], asyncio.BaseProtocol] = self._protocol_factory
-        else:
-            from ._tls_accept import TlsAcceptor
-
-            server_tls = tls if isinstance(tls, ServerTLS) else ServerTLS(context=tls)
-            factory = functools.partial(
-                TlsAcceptor, server_tls, self._tls_handshakes, self._protocol_factory
-            )
-        unix = parse_unix(host)
-        if unix is not None:  # "unix:/path" or "unix-abstract:name": the port is ignored
-            return await self._listen_unix(unix, backlog, factory)
-        return await loop.create_server(factory, host, port, backlog=backlog, reuse_address=True)
-
-    async def _listen_unix(
-        self, address: UnixAddress, backlog: int, factory: Callable[[], asyncio.BaseProtocol]
-    ) -> asyncio.Server:
-        """Bind a unix socket (a stale socket file is replaced; a live one, or a path that is
-        not a socket, raises OSError); its file is removed by ``stop()``."""
-        bound = bind_unix(address, backlog)
-        try:
-            server = await asyncio.get_running_loop().create_unix_server(
-                factory, sock=bound.sock, backlog=backlog
-            )
-        except BaseException:
-            bound.sock.close()
-            remove_socket_file(bound)
-            raise
-        self._unix_sockets.append(bound)
-        return server
+        listener, bound = await listen(
+            host, port, backlog, tls, self._protocol_factory, self._tls_handshakes
+        )
+        if bound is not None:
+            self._unix_sockets.append(bound)
+        return listener
 
     def _mark_serving(self) -> None:
         if self.health is not None:
@@ -398,108 +364,16 @@ class Server:
         if self._stopping is None:
             if self.health is not None:
                 self.health.enter_graceful_shutdown()
-            self._grace_over = asyncio.Event()
+            self._budget = GraceBudget()
             self._stopping = asyncio.ensure_future(self._drain(grace))
         elif grace is not None and not self._stopping.done():
-            self._end_grace_in(grace)
+            assert self._budget is not None
+            self._budget.end_in(grace)
         await asyncio.shield(self._stopping)
 
-    def _end_grace_in(self, seconds: float) -> None:
-        assert self._grace_over is not None
-        if seconds <= 0:
-            self._grace_over.set()
-        else:
-            loop = asyncio.get_running_loop()
-            self._grace_timers.append(loop.call_later(seconds, self._grace_over.set))
-
-    async def _wait_in_grace(
-        self, futures: Collection[asyncio.Future[Any]], limit: float | None
-    ) -> set[asyncio.Future[Any]]:
-        """Wait until ``futures`` are done, ``limit`` seconds passed or the grace is over (which a
-        later ``stop()`` may bring forward); return those not done."""
-        assert self._grace_over is not None
-        if not futures:
-            return set()
-        over = asyncio.ensure_future(self._grace_over.wait())
-        all_done = asyncio.ensure_future(asyncio.wait(futures))
-        try:
-            await asyncio.wait({over, all_done}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            over.cancel()
-            all_done.cancel()  # cancels the wait only, never the futures
-            await asyncio.wait({over, all_done})  # both ended: nothing left behind
-        return {f for f in futures if not f.done()}
-
     async def _drain(self, grace: float | None) -> None:
+        assert self._budget is not None
         try:
-            await self._drain_steps(grace)
+            await drain(self, grace, self._budget)
         finally:
-            for timer in self._grace_timers:
-                timer.cancel()
-            self._grace_timers.clear()
-
-    async def _drain_steps(self, grace: float | None) -> None:
-        assert self._server is not None and self._stopped is not None
-        if self.registry is not None:  # clients stop sending here before we stop serving
-            try:
-                await self.registry.deregister()
-            except Exception:
-                log.exception("deregistration failed")
-        self._server.close()
-        for bound in self._unix_sockets:  # new connections find no socket file
-            remove_socket_file(bound)
-        for listener in self._listeners:
-            listener.close()
-        self._tls_handshakes.cancel()
-        log.info(
-            "draining %s: new connections refused, %d calls in flight",
-            self.address, self.running_calls,
-        )  # fmt: skip
-        health_wait = 1.0 if grace is None else min(1.0, grace)
-        if self.health is not None and health_wait > 0:  # Watch calls send NOT_SERVING and end
-            watchers = asyncio.ensure_future(self.health._watchers_ended())
-            if await self._wait_in_grace([watchers], health_wait):
-                watchers.cancel()
-        conns = [c for c in self._connections if c.protocol is not None and c.protocol.is_open()]
-        for conn in conns:  # phase 1: no new streams, please (and measure a round trip)
-            conn.announce_drain()
-        if conns:
-            acks = [asyncio.ensure_future(c.ping_acked.wait()) for c in conns]
-            for ack in await self._wait_in_grace(acks, 1.0 if grace is None else min(1.0, grace)):
-                ack.cancel()
-        for conn in conns:  # phase 2: the last stream we serve
-            conn.refuse_new_streams()
-        tasks = [t for c in conns for t in c.calls]
-        if tasks:
-            if grace is not None:
-                self._end_grace_in(grace)
-            pending = await self._wait_in_grace(tasks, None)
-            if pending:
-                log.info("cancelling %d calls still running after the grace period", len(pending))
-                for conn in conns:
-                    conn.cancel_calls("server is shutting down")
-                _, pending = await asyncio.wait(pending, timeout=1.0)
-                for task in pending:  # handlers that ignored the wake-up
-                    task.cancel()
-                if pending:
-                    await asyncio.wait(pending, timeout=1.0)
-        for conn in list(self._connections):
-            if conn.protocol is not None:
-                conn.protocol.close()
-        await asyncio.sleep(0)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        for conn in list(self._connections):  # accepted while we were closing
-            if conn.protocol is not None:
-                conn.protocol.close()
-        if self._connections:  # sockets still flushing their last bytes to a slow peer
-            self._connections_gone = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_CLOSE_LINGER):
-                    await self._connections_gone.wait()
-            for conn in list(self._connections):
-                if conn.protocol is not None:
-                    conn.protocol.abort()
-            await asyncio.sleep(0)  # their connection_lost callbacks run now
-        self._stopped.set()
-        log.info("stopped %s", self.address)
+            self._budget.close()
