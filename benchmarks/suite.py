@@ -1,6 +1,6 @@
 """Peer benchmark suite: rpcfw against plain grpclib and grpc.aio, as ratios from one run.
 
-    python benchmarks/suite.py --quick                  # everyday use, under 2 minutes
+    python benchmarks/suite.py --quick                  # everyday use, about 2 minutes
     python benchmarks/suite.py --full                   # the whole matrix
     python benchmarks/suite.py --profile rpcfw-server   # where an rpcfw server's CPU goes
 
@@ -14,12 +14,18 @@ client) against grpclib + grpclib with the same protobuf messages.
 Cells: unary echo with 0 B / 1 KiB / 100 KiB payloads at concurrency 1, 16, 64 (and 100 KiB at
 8) (calls/s over one connection, plus the p99 of the measured calls' latencies as the client saw
 them), server streaming and bidi (messages/s, one stream at a time, 0 B payloads), under the
-default asyncio loop and uvloop. Within a repeat every cell runs each pair back to
+default asyncio loop and uvloop. Unary payloads are compressible text
+(``suite_security.payload``). Within a repeat every cell runs each pair back to
 back (the pair order rotates between repeats), so a pair's ratio against grpc.aio server +
 grpc.aio client comes from the same minutes of a noisy machine. Each measurement is bounded by
 count and by time. The report gives medians, spread ((max - min) / median) and ratios, and is
-written to ``benchmarks/results/<date>-<mode>.md`` (plus ``.json`` and a ``.png`` chart if
-matplotlib is installed).
+written to ``benchmarks/results/<date>-<mode>.md`` (or ``--name``; plus ``.json`` and a
+``.png`` chart if matplotlib is installed).
+
+Transport options (``benchmarks/suite_security.py``): the rpcfw (protobuf) and grpc.aio pairs
+run again over TLS and again with gzip compression, on a few cells each; their ratios are
+against grpc.aio with the same option, and the report adds each one's throughput as a share
+of the same pair in plaintext.
 """
 
 from __future__ import annotations
@@ -43,7 +49,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+
+import suite_security as security
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,14 +63,33 @@ PATHS = {
 }
 STACKS = ("rpcfw-bp", "rpcfw-pb", "grpclib", "grpc.aio")
 BASELINE = "grpc.aio + grpc.aio"
-# (label, server stack, client stack); the baseline first
+
+
+class Pair(NamedTuple):
+    label: str
+    server: str  # stack
+    client: str  # stack
+    option: str | None = None  # a transport option (suite_security.OPTIONS): "tls", "gzip"
+
+
+# the baseline first
+PLAINTEXT_PAIRS = (
+    Pair(BASELINE, "grpc.aio", "grpc.aio"),
+    Pair("grpclib + grpclib", "grpclib", "grpclib"),
+    Pair("rpcfw + rpcfw (protobuf)", "rpcfw-pb", "rpcfw-pb"),
+    Pair("rpcfw + rpcfw (betterproto2)", "rpcfw-bp", "rpcfw-bp"),
+    Pair("rpcfw server + grpclib client", "rpcfw-pb", "grpclib"),
+    Pair("grpclib server + rpcfw client", "grpclib", "rpcfw-pb"),
+)
+WITH_OPTIONS = (BASELINE, "rpcfw + rpcfw (protobuf)")  # pairs run again with each option
 PAIRS = (
-    (BASELINE, "grpc.aio", "grpc.aio"),
-    ("grpclib + grpclib", "grpclib", "grpclib"),
-    ("rpcfw + rpcfw (protobuf)", "rpcfw-pb", "rpcfw-pb"),
-    ("rpcfw + rpcfw (betterproto2)", "rpcfw-bp", "rpcfw-bp"),
-    ("rpcfw server + grpclib client", "rpcfw-pb", "grpclib"),
-    ("grpclib server + rpcfw client", "grpclib", "rpcfw-pb"),
+    *PLAINTEXT_PAIRS,
+    *(
+        Pair(pair.label + option.suffix, pair.server, pair.client, option.name)
+        for option in security.OPTIONS.values()
+        for pair in PLAINTEXT_PAIRS
+        if pair.label in WITH_OPTIONS
+    ),
 )
 STREAM_BATCH = 1000  # messages per server-streaming / bidi call
 MAX_CALLS = 1_000_000  # count bound of one measurement (time is the other)
@@ -155,7 +182,10 @@ def _exit_on_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> 
     threading.Thread(target=watch, daemon=True).start()
 
 
-async def _serve(stack: str, profile_out: str | None) -> None:
+async def _serve(
+    stack: str, profile_out: str | None, option: str | None = None, certs: Path | None = None
+) -> None:
+    security.check(stack, option)
     mod = _messages(stack)
     Req, Resp = mod.EchoRequest, mod.EchoResponse
     stop = asyncio.Event()
@@ -180,8 +210,8 @@ async def _serve(stack: str, profile_out: str | None) -> None:
                 async for request in requests:
                     yield Resp(payload=request.payload)
 
-        server = rpcfw.Server([Echo()])
-        await server.start("127.0.0.1", 0)
+        server = rpcfw.Server([Echo()], **security.rpcfw_server_kwargs(option))
+        await server.start("127.0.0.1", 0, **security.rpcfw_start_kwargs(option, certs))
         port = server.port
     elif stack == "grpclib":
         from grpclib.const import Cardinality, Handler
@@ -236,9 +266,9 @@ async def _serve(stack: str, profile_out: str | None) -> None:
                 "Bidi": grpc.stream_stream_rpc_method_handler(bidi, de, ser),
             },
         )
-        aserver = grpc.aio.server()
+        aserver = security.grpc_server(option)
         aserver.add_generic_rpc_handlers((handler,))
-        port = aserver.add_insecure_port("127.0.0.1:0")
+        port = security.grpc_add_port(aserver, option, certs)
         await aserver.start()
     profiler = None
     if profile_out:
@@ -257,15 +287,16 @@ async def _serve(stack: str, profile_out: str | None) -> None:
 
 class _Client:
     """One stack's three call shapes: ``unary(req)``, ``server_stream(req) -> count``,
-    ``bidi(reqs) -> count``."""
+    ``bidi(reqs) -> count``; ``option`` a transport option (``suite_security``)."""
 
-    def __init__(self, stack: str, port: int) -> None:
+    def __init__(
+        self, stack: str, port: int, option: str | None = None, certs: Path | None = None
+    ) -> None:
+        security.check(stack, option)
         mod = _messages(stack)
         self.Req = mod.EchoRequest
         if stack.startswith("rpcfw"):
-            import rpcfw
-
-            channel = rpcfw.Channel(f"127.0.0.1:{port}")
+            channel = security.rpcfw_channel(port, option, certs)
             stub = mod.EchoStub(channel)
             self.unary = stub.unary
 
@@ -329,9 +360,7 @@ class _Client:
 
             self.unary, self.close = unary, gclose
         else:
-            import grpc
-
-            achannel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+            achannel = security.grpc_channel(port, option, certs)
             ser, de = mod.EchoRequest.SerializeToString, mod.EchoResponse.FromString
             self.unary = achannel.unary_unary(
                 PATHS["unary"], request_serializer=ser, response_deserializer=de
@@ -372,7 +401,7 @@ async def _measure(
     """Closed loop for ``duration`` seconds or ``max_calls`` calls (messages), whichever ends
     first: calls/s for unary, messages received/s for streams. Given ``latencies``, a unary
     measurement appends each call's latency (seconds) to it."""
-    req = client.Req(payload=b"x" * cell.payload)
+    req = client.Req(payload=security.payload(cell.payload))
     done = 0
     deadline = time.perf_counter() + duration
     if cell.kind == "unary":
@@ -438,7 +467,8 @@ async def _client_main(stack: str) -> None:
         cell = Cell(**job["cell"])
         result: dict[str, Any] = {}
         try:
-            client = _Client(stack, job["port"])
+            certs = Path(job["certs"]) if job.get("certs") else None
+            client = _Client(stack, job["port"], job.get("option"), certs)
             try:
                 limit = job["warmup"] + job["duration"] + 30
                 try:  # a stack that cannot connect fails in seconds, not at the limit
@@ -561,11 +591,21 @@ def _generate(tmp: Path) -> None:
     generate_tree([proto], tmp / "bench_bp", includes=[proto], backend=Backend.BETTERPROTO2)
 
 
-def _start_server(stack: str, loop: str, tmp: Path, profile_out: str | None = None) -> Child:
+def _start_server(
+    stack: str,
+    loop: str,
+    tmp: Path,
+    profile_out: str | None = None,
+    option: str | None = None,
+    certs: Path | None = None,
+) -> Child:
     argv = ["--serve", stack, "--loop", loop]
     if profile_out:
         argv += ["--cprofile-out", profile_out]
-    child = Child(argv, 0, str(tmp), tmp / f"server-{stack}-{loop}.log")
+    if option:
+        argv += ["--option", option, *(("--certs", str(certs)) if certs else ())]
+    name = f"{stack}-{option}" if option else stack
+    child = Child(argv, 0, str(tmp), tmp / f"server-{name}-{loop}.log")
     child.port = int(child.readline(60))  # type: ignore[attr-defined]
     return child
 
@@ -579,8 +619,17 @@ def _start_client(stack: str, loop: str, tmp: Path) -> Child:
     return child
 
 
-def _run_job(client: Child, port: int, cell: Cell, mode: Mode) -> dict[str, Any]:
+def _run_job(
+    client: Child,
+    port: int,
+    cell: Cell,
+    mode: Mode,
+    option: str | None = None,
+    certs: Path | None = None,
+) -> dict[str, Any]:
     job = {"port": port, "cell": asdict(cell), "duration": mode.duration, "warmup": mode.warmup}
+    if option:
+        job.update(option=option, certs=str(certs) if certs else None)
     client.send(job)
     result: dict[str, Any] = json.loads(client.readline(mode.duration + mode.warmup + 60))
     return result
@@ -603,7 +652,11 @@ def _uvloop_available() -> str | None:
     return None
 
 
-def run_matrix(mode: Mode, pairs: Sequence[tuple[str, str, str]], tmp: Path) -> dict[str, Any]:
+def _runs(pair: Pair, cell: Cell) -> bool:
+    return pair.option is None or cell.name in security.OPTIONS[pair.option].cells
+
+
+def run_matrix(mode: Mode, pairs: Sequence[Pair], tmp: Path) -> dict[str, Any]:
     notes: list[str] = []
     loops = list(mode.loops)
     if "uvloop" in loops and (why := _uvloop_available()):
@@ -615,22 +668,33 @@ def run_matrix(mode: Mode, pairs: Sequence[tuple[str, str, str]], tmp: Path) -> 
     p99: dict[str, dict[str, dict[str, list[float]]]] = {}
     errors: dict[str, dict[str, dict[str, list[str]]]] = {}
     broken: dict[tuple[str, str], str] = {}
-    stacks_needed = sorted({s for _, s, _ in pairs}), sorted({c for _, _, c in pairs})
-    total = len(loops) * mode.repeats * len(mode.cells) * len(pairs)
+    pairs = [p for p in pairs if any(_runs(p, cell) for cell in mode.cells)]
+    # one server process per (stack, option); a client process per stack serves every option
+    servers_needed = sorted({(p.server, p.option) for p in pairs}, key=str)
+    clients_needed = sorted({p.client for p in pairs})
+    certs = None
+    if any(p.option == "tls" for p in pairs):
+        certs = security.make_certs(tmp / "certs")
+    total = len(loops) * mode.repeats * sum(_runs(p, c) for p in pairs for c in mode.cells)
     done = 0
     started = time.monotonic()
     for loop in loops:
-        servers = {s: _start_server(s, loop, tmp) for s in stacks_needed[0]}
-        clients = {c: _start_client(c, loop, tmp) for c in stacks_needed[1]}
+        servers = {
+            (stack, option): _start_server(stack, loop, tmp, option=option, certs=certs)
+            for stack, option in servers_needed
+        }
+        clients = {c: _start_client(c, loop, tmp) for c in clients_needed}
         try:
             for repeat in range(mode.repeats):
                 order = list(pairs[repeat % len(pairs) :]) + list(pairs[: repeat % len(pairs)])
                 for cell in mode.cells:
-                    for label, server, client in order:
-                        if (loop, label) in broken:
+                    for pair in order:
+                        label, server, client, option = pair
+                        if (loop, label) in broken or not _runs(pair, cell):
                             continue
+                        port = servers[(server, option)].port  # type: ignore[attr-defined]
                         try:
-                            out = _run_job(clients[client], servers[server].port, cell, mode)  # type: ignore[attr-defined]
+                            out = _run_job(clients[client], port, cell, mode, option, certs)
                         except (TimeoutError, RuntimeError) as exc:
                             out = {"error": str(exc)[:300]}
                             clients[client].stop(1)
@@ -652,7 +716,8 @@ def run_matrix(mode: Mode, pairs: Sequence[tuple[str, str, str]], tmp: Path) -> 
                                 notes.append(
                                     f"{label} under {loop}: skipped after `{out['error']}`; "
                                     f"its cells read 'failed'. Server stderr ends: "
-                                    f"`{_last_line(servers[server])}`; client stderr ends: "
+                                    f"`{_last_line(servers[(server, option)])}`; "
+                                    f"client stderr ends: "
                                     f"`{_last_line(clients[client])}`"
                                 )
                         done += 1
@@ -671,7 +736,12 @@ def run_matrix(mode: Mode, pairs: Sequence[tuple[str, str, str]], tmp: Path) -> 
         "mode": mode.name,
         "loops": loops,
         "cells": [c.name for c in mode.cells],
-        "pairs": [p[0] for p in pairs],
+        "pairs": [p.label for p in pairs],
+        # option rows: label -> option, and the cells each ran
+        "options": {p.label: p.option for p in pairs if p.option},
+        "option_cells": {
+            p.label: [c.name for c in mode.cells if _runs(p, c)] for p in pairs if p.option
+        },
         "results": results,
         "p99_ms": p99,
         "errors": errors,
@@ -729,6 +799,16 @@ def _ratio(data: dict[str, Any], loop: str, cell: str, label: str, base: str) ->
     return float(statistics.median(slot[label]) / statistics.median(slot[base]))
 
 
+def _baseline(data: dict[str, Any], label: str) -> str:
+    """What a pair's ratio is against: grpc.aio + grpc.aio with the same transport option."""
+    option = data.get("options", {}).get(label)
+    return BASELINE + security.OPTIONS[option].suffix if option else BASELINE
+
+
+def _not_run(data: dict[str, Any], label: str, cell: str) -> bool:
+    return cell not in data.get("option_cells", {}).get(label, [cell])
+
+
 def table(data: dict[str, Any], loop: str) -> str:
     cells = data["cells"]
     lines = [
@@ -740,10 +820,10 @@ def table(data: dict[str, Any], loop: str) -> str:
         for cell in cells:
             runs = data["results"].get(loop, {}).get(cell, {}).get(label)
             if not runs:
-                row.append("failed")
+                row.append("—" if _not_run(data, label, cell) else "failed")
                 continue
             med, spread = _stats(runs)
-            ratio = _ratio(data, loop, cell, label, BASELINE)
+            ratio = _ratio(data, loop, cell, label, _baseline(data, label))
             r = f" ({ratio:.2f}x)" if ratio is not None else ""
             row.append(f"{med:,.0f}/s ±{spread:.0f}%{r}")
         lines.append(f"| {label} | " + " | ".join(row) + " |")
@@ -770,10 +850,10 @@ def p99_table(data: dict[str, Any], loop: str) -> str:
         for cell in cells:
             runs = by_cell.get(cell, {}).get(label)
             if not runs:
-                row.append("failed")
+                row.append("—" if _not_run(data, label, cell) else "failed")
                 continue
             med = statistics.median(runs)
-            base = by_cell.get(cell, {}).get(BASELINE)
+            base = by_cell.get(cell, {}).get(_baseline(data, label))
             base_med = statistics.median(base) if base else 0.0
             r = f" ({med / base_med:.2f}x)" if base_med else ""
             row.append(f"{med:.2f} ms{r}")
@@ -817,6 +897,7 @@ def render_report(data: dict[str, Any], command: str, chart: str | None) -> str:
         f"(one stream at a time, {STREAM_BATCH} messages a call, 0 B payloads). Messages are "
         "protobuf (upb) for every pair except the betterproto2 row. This is a shared, noisy "
         "2-core machine: compare ratios, not absolutes, and mind the spread.",
+        *(["", note] if (note := security.report_note(data)) else []),
         "",
         "## Machine",
         "",
@@ -828,6 +909,8 @@ def render_report(data: dict[str, Any], command: str, chart: str | None) -> str:
         if latency := p99_table(data, loop):
             out += [latency, ""]
         out += [layers_table(data, loop), ""]
+        if shares := security.share_table(data, loop):
+            out += [shares, ""]
         for cell, by_pair in data["errors"].get(loop, {}).items():
             for label, msgs in by_pair.items():
                 out.append(f"- {label}, {cell}: {len(msgs)} failed run(s): `{msgs[0]}`")
@@ -857,7 +940,7 @@ def chart(data: dict[str, Any], path: Path) -> str | None:
             heights, lows, highs = [], [], []
             for cell in cells:
                 slot = data["results"].get(loop, {}).get(cell, {})
-                base = slot.get(BASELINE)
+                base = slot.get(_baseline(data, label))
                 runs = slot.get(label)
                 if not runs or not base:
                     heights.append(0.0)
@@ -1036,15 +1119,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, help="override seconds per measurement")
     parser.add_argument("--loops", nargs="+", choices=("asyncio", "uvloop"))
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
+    parser.add_argument("--name", help="results file name without suffix (default DATE-MODE)")
     # child roles
     parser.add_argument("--serve", choices=STACKS, help=argparse.SUPPRESS)
     parser.add_argument("--client", choices=STACKS, help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
     parser.add_argument("--cprofile-out", help=argparse.SUPPRESS)
+    parser.add_argument("--option", choices=tuple(security.OPTIONS), help=argparse.SUPPRESS)
+    parser.add_argument("--certs", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.serve:
-        _run(args.loop, lambda: _serve(args.serve, args.cprofile_out))
+        _run(args.loop, lambda: _serve(args.serve, args.cprofile_out, args.option, args.certs))
         return
     if args.client:
         _run(args.loop, lambda: _client_main(args.client))
@@ -1088,7 +1174,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         Child.kill_all()
     data["date"], data["machine"] = date, machine
     data["machine"]["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    stem = f"{date}-{mode.name}"
+    stem = args.name or f"{date}-{mode.name}"
     png = chart(data, args.out / f"{stem}.png")
     command = "python benchmarks/suite.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = render_report(data, command.strip(), png)

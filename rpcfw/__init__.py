@@ -16,8 +16,14 @@ from .errors import (
     RpcfwError,
     StreamRefusedError,
 )
+from .interceptors import ClientInterceptor, ServerInterceptor
 from .metadata import Metadata, MetadataLike
-from .policy import BackoffConfig
+from .policy import (
+    BackoffConfig,
+    FailurePercentageEjection,
+    OutlierDetectionConfig,
+    SuccessRateEjection,
+)
 from .registry import Instance, LeaseRegistrar, LocalStore, Registrar
 from .registry.base import Registration
 from .resolver import register_resolver
@@ -40,10 +46,12 @@ __all__ = (
     "Channel",
     "ChannelClosedError",
     "ChannelTLS",
+    "ClientInterceptor",
     "Compression",
     "ConnectionAge",
     "ConnectivityState",
     "Endpoint",
+    "FailurePercentageEjection",
     "H2Config",
     "HealthService",
     "KeepaliveConfig",
@@ -55,6 +63,7 @@ __all__ = (
     "Metadata",
     "MetadataLike",
     "MethodSpec",
+    "OutlierDetectionConfig",
     "PeerIdentity",
     "Registrar",
     "Registration",
@@ -64,10 +73,12 @@ __all__ = (
     "ServerMethod",
     "ServerStats",
     "ServerTLS",
+    "ServerInterceptor",
     "ServiceBase",
     "ServingStatus",
     "Status",
     "StreamRefusedError",
+    "SuccessRateEjection",
     "register_balancer",
     "register_resolver",
     "__version__",

@@ -63,7 +63,9 @@ class CallGuard:
             task.cancel()
 
     def set_deadline(self, when: float, error: BaseException) -> None:
-        """Cancel with ``error`` at event-loop time ``when``."""
+        """Cancel with ``error`` at event-loop time ``when`` (replaces an earlier deadline)."""
+        if self._timer is not None:
+            self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_at(when, self.cancel, error)
 
     def close(self) -> None:

@@ -87,6 +87,18 @@ class Metadata(Sequence[tuple[str, MetadataValue]]):
         """Last value wins for repeated keys."""
         return dict(self._items)
 
+    def with_item(self, key: str, value: MetadataValue) -> Metadata:
+        """A copy with ``(key, value)`` appended."""
+        return Metadata((*self._items, (key, value)))
+
+    def replaced(self, key: str, value: MetadataValue) -> Metadata:
+        """A copy where ``key`` has only ``value`` (appended after the other keys)."""
+        return Metadata((*((k, v) for k, v in self._items if k != key), (key, value)))
+
+    def without(self, key: str) -> Metadata:
+        """A copy without ``key``."""
+        return Metadata(tuple((k, v) for k, v in self._items if k != key))
+
 
 def _b64encode(value: bytes) -> str:
     return base64.b64encode(value).rstrip(b"=").decode("ascii")

@@ -6,12 +6,19 @@ Pure logic, no IO: the channel supplies subchannels, a clock and timers through 
 
 from __future__ import annotations
 
+from ..policy.outlier import OutlierConfig
+from ..policy.outlier_detection import (
+    FailurePercentageEjection,
+    OutlierDetectionConfig,
+    SuccessRateEjection,
+)
 from .base import (
     Balancer,
     BalancerHelper,
     Cancellable,
     ConnectivityState,
     Endpoint,
+    OnDone,
     Picker,
     PickInfo,
     PickResult,
@@ -33,7 +40,11 @@ __all__ = [
     "Cancellable",
     "ConnectivityState",
     "Endpoint",
+    "FailurePercentageEjection",
     "NoReadyPicker",
+    "OnDone",
+    "OutlierConfig",
+    "OutlierDetectionConfig",
     "P2CBalancer",
     "P2CConfig",
     "PickFirstBalancer",
@@ -45,6 +56,7 @@ __all__ = [
     "RoundRobinBalancer",
     "SubchannelLike",
     "SubchannelListBalancer",
+    "SuccessRateEjection",
     "WeightedRoundRobinBalancer",
     "WeightedRoundRobinConfig",
     "balancer_factory",

@@ -26,6 +26,7 @@ __all__ = [
     "Cancellable",
     "ConnectivityState",
     "Endpoint",
+    "OnDone",
     "PickInfo",
     "PickResult",
     "Picker",
@@ -103,13 +104,22 @@ class PickInfo:
     hash_key: bytes | None = None
 
 
+#: ``on_done(latency_seconds, connection_failure, failure)``, run once when a picked call ends:
+#: ``connection_failure`` when rpcfw saw the connection fail (lost, refused: UNAVAILABLE without
+#: a server status), ``failure`` when the call counts against its endpoint for outlier
+#: detection (it ended UNAVAILABLE or DEADLINE_EXCEEDED, connection failures included; any other
+#: status means the endpoint answered). A pick the channel did not use reports
+#: ``on_done(0.0, False, False)``.
+OnDone = Callable[[float, bool, bool], None]
+
+
 @dataclass(slots=True)
 class PickResult:
-    """The chosen subchannel and, optionally, a callback run when the call ends:
-    ``on_done(latency_seconds, connection_failure)`` (load and outlier reporting)."""
+    """The chosen subchannel and, optionally, a callback run when the call ends (load and
+    outlier reporting; see :data:`OnDone`)."""
 
     subchannel: SubchannelLike
-    on_done: Callable[[float, bool], None] | None = None
+    on_done: OnDone | None = None
 
 
 class Picker(abc.ABC):

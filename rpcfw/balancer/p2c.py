@@ -9,7 +9,7 @@ survive picker rebuilds) and updated from each call's ``on_done``:
   weighs ``1 - exp(-dt / decay)``; the first sample of an endpoint is taken as is;
 - an endpoint with no sample yet costs 0 while it has no call in flight (so it is probed at
   once) and ``probe_penalty`` while its probe is outstanding;
-- connection failures, and ``on_done(0.0, False)`` (a pick that was not used), release the
+- connection failures, and ``on_done(0.0, False, False)`` (a pick that was not used), release the
   in-flight slot without a latency sample (outlier ejection deals with failures);
 - the loser of a draw is taken anyway when it has not been picked for ``force_pick_after``
   seconds, so a once-slow endpoint gets a fresh sample instead of being starved forever.
@@ -23,12 +23,11 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from ..policy.outlier import OutlierConfig
-from .base import BalancerHelper, Picker, PickInfo, PickResult, SubchannelLike
-from .subchannel_list import DEFAULT_OUTLIER, SubchannelListBalancer
+from ..policy.outlier_detection import OutlierDetectionConfig
+from .base import BalancerHelper, OnDone, Picker, PickInfo, PickResult, SubchannelLike
+from .subchannel_list import DEFAULT_OUTLIER, DEFAULT_OUTLIER_DETECTION, SubchannelListBalancer
 
 __all__ = ["EndpointLoad", "P2CBalancer", "P2CConfig", "P2CPicker"]
-
-OnDone = Callable[[float, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +87,7 @@ class _CallDone:
         self.now = now
         self.config = config
 
-    def __call__(self, latency: float, connection_failure: bool) -> None:
+    def __call__(self, latency: float, connection_failure: bool, failure: bool) -> None:
         load = self.load
         if load is None:
             return  # already done
@@ -97,7 +96,7 @@ class _CallDone:
         if latency > 0.0 and not connection_failure:
             load.observe(latency, self.now(), self.config.decay)
         if self.report is not None:
-            self.report(latency, connection_failure)
+            self.report(latency, connection_failure, failure)
 
 
 class P2CPicker(Picker):
@@ -151,11 +150,14 @@ class P2CBalancer(SubchannelListBalancer):
         *,
         config: P2CConfig | None = None,
         outlier: OutlierConfig | None = DEFAULT_OUTLIER,
+        outlier_detection: OutlierDetectionConfig | None = DEFAULT_OUTLIER_DETECTION,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(helper, outlier=outlier)
-        self.config = config if config is not None else P2CConfig()
         self._rng = rng if rng is not None else random.Random()
+        super().__init__(
+            helper, outlier=outlier, outlier_detection=outlier_detection, rng=self._rng
+        )
+        self.config = config if config is not None else P2CConfig()
         self._loads: dict[Hashable, EndpointLoad] = {}
 
     def load_of(self, subchannel: SubchannelLike) -> EndpointLoad:

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..policy.outlier import OutlierConfig
+from ..policy.outlier_detection import OutlierDetectionConfig
 from .base import BalancerHelper, Endpoint, Picker, PickInfo, PickResult, SubchannelLike
-from .subchannel_list import DEFAULT_OUTLIER, SubchannelListBalancer
+from .subchannel_list import DEFAULT_OUTLIER, DEFAULT_OUTLIER_DETECTION, SubchannelListBalancer
 
 __all__ = ["RingHashBalancer", "RingHashConfig", "RingHashPicker", "hash_key"]
 
@@ -99,11 +100,14 @@ class RingHashBalancer(SubchannelListBalancer):
         *,
         config: RingHashConfig | None = None,
         outlier: OutlierConfig | None = DEFAULT_OUTLIER,
+        outlier_detection: OutlierDetectionConfig | None = DEFAULT_OUTLIER_DETECTION,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(helper, outlier=outlier)
-        self.config = config if config is not None else RingHashConfig()
         self._rng = rng if rng is not None else random.Random()
+        super().__init__(
+            helper, outlier=outlier, outlier_detection=outlier_detection, rng=self._rng
+        )
+        self.config = config if config is not None else RingHashConfig()
 
     def build_picker(self, ready: Sequence[SubchannelLike]) -> Picker:
         hashes, owners = build_ring([self.endpoint_of(sc) for sc in ready], self.config)

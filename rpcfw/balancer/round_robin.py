@@ -10,8 +10,9 @@ import random
 from collections.abc import Sequence
 
 from ..policy.outlier import OutlierConfig
+from ..policy.outlier_detection import OutlierDetectionConfig
 from .base import BalancerHelper, Picker, PickInfo, PickResult, SubchannelLike
-from .subchannel_list import DEFAULT_OUTLIER, SubchannelListBalancer
+from .subchannel_list import DEFAULT_OUTLIER, DEFAULT_OUTLIER_DETECTION, SubchannelListBalancer
 
 __all__ = ["RoundRobinBalancer", "RoundRobinPicker"]
 
@@ -40,10 +41,13 @@ class RoundRobinBalancer(SubchannelListBalancer):
         helper: BalancerHelper,
         *,
         outlier: OutlierConfig | None = DEFAULT_OUTLIER,
+        outlier_detection: OutlierDetectionConfig | None = DEFAULT_OUTLIER_DETECTION,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(helper, outlier=outlier)
         self._rng = rng if rng is not None else random.Random()
+        super().__init__(
+            helper, outlier=outlier, outlier_detection=outlier_detection, rng=self._rng
+        )
 
     def build_picker(self, ready: Sequence[SubchannelLike]) -> Picker:
         results = [self.pick_result(subchannel) for subchannel in ready]

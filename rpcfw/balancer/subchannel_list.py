@@ -12,24 +12,29 @@ and spread calls over the READY ones (round robin, weighted, p2c, ring hash).
   at all).
 - A new picker is built by :meth:`build_picker` over the READY, non-ejected subchannels whenever
   that set or their attributes change; with nothing READY the picker returns None.
-- Outlier ejection (``outlier=None`` turns it off): each :class:`PickResult`'s ``on_done`` feeds
-  an :class:`OutlierEjector`; ejected subchannels are left out of the picker until their
-  ejection ends, and the last READY one is never ejected.
+- Outlier ejection (see :mod:`._outliers`), fed by each :class:`PickResult`'s ``on_done``:
+  consecutive connection failures (``outlier``) and gRFC A50's outlier detection
+  (``outlier_detection``: failures are calls that ended UNAVAILABLE or DEADLINE_EXCEEDED);
+  ``None`` turns either off. Subchannels ejected by either are left out of the picker until
+  their ejection ends; the last READY one is never ejected.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Hashable, Mapping, Sequence
+import random
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from ..policy.outlier import OutlierConfig, OutlierEjector
+from ..policy.outlier import OutlierConfig
+from ..policy.outlier_detection import OutlierDetectionConfig, OutlierDetector
+from ._outliers import OutlierTracker
 from .base import (
     Balancer,
     BalancerHelper,
-    Cancellable,
     ConnectivityState,
     Endpoint,
+    OnDone,
     Picker,
     PickInfo,
     PickResult,
@@ -37,16 +42,21 @@ from .base import (
     waits_for_call,
 )
 
-__all__ = ["DEFAULT_OUTLIER", "NoReadyPicker", "SubchannelListBalancer"]
+__all__ = [
+    "DEFAULT_OUTLIER",
+    "DEFAULT_OUTLIER_DETECTION",
+    "NoReadyPicker",
+    "SubchannelListBalancer",
+]
 
 DEFAULT_OUTLIER = OutlierConfig()
+DEFAULT_OUTLIER_DETECTION = OutlierDetectionConfig()
 
 _READY = ConnectivityState.READY
 _CONNECTING = ConnectivityState.CONNECTING
 _IDLE = ConnectivityState.IDLE
 _TF = ConnectivityState.TRANSIENT_FAILURE
 
-OnDone = Callable[[float, bool], None]
 _Snapshot = Sequence[tuple[SubchannelLike, Mapping[str, Any]]]
 
 
@@ -71,7 +81,7 @@ class _Entry:
 
 
 class _OutlierReport:
-    """A subchannel's ``on_done``: feeds its call results to the balancer's ejector."""
+    """A subchannel's ``on_done``: feeds its call results to the balancer's outlier tracker."""
 
     __slots__ = ("balancer", "entry")
 
@@ -79,23 +89,33 @@ class _OutlierReport:
         self.balancer = balancer
         self.entry = entry
 
-    def __call__(self, latency: float, connection_failure: bool) -> None:
-        self.balancer._record_outcome(self.entry, latency, connection_failure)
+    def __call__(self, latency: float, connection_failure: bool, failure: bool) -> None:
+        self.balancer._record_outcome(self.entry, latency, connection_failure, failure)
 
 
 class SubchannelListBalancer(Balancer):
     """Base of the list-based policies; subclasses implement :meth:`build_picker`."""
 
     def __init__(
-        self, helper: BalancerHelper, *, outlier: OutlierConfig | None = DEFAULT_OUTLIER
+        self,
+        helper: BalancerHelper,
+        *,
+        outlier: OutlierConfig | None = DEFAULT_OUTLIER,
+        outlier_detection: OutlierDetectionConfig | None = DEFAULT_OUTLIER_DETECTION,
+        rng: random.Random | None = None,
     ) -> None:
         super().__init__(helper)
         self._entries: dict[Hashable, _Entry] = {}
         self._by_subchannel: dict[int, _Entry] = {}
-        self._ejector = OutlierEjector(outlier) if outlier is not None else None
-        self._timer: Cancellable | None = None
-        self._timer_at: float | None = None
-        self._refresh_pending = False
+        self._outliers = OutlierTracker(
+            helper,
+            outlier,
+            outlier_detection,
+            rng,
+            ready=lambda: [k for k, e in self._entries.items() if e.state is _READY],
+            name=lambda key: self._entries[key].endpoint if key in self._entries else key,
+            refresh=self._refresh,
+        )
         self._published: tuple[ConnectivityState, _Snapshot] | None = None
         self._closed = False
 
@@ -122,6 +142,11 @@ class SubchannelListBalancer(Balancer):
     def endpoint_removed(self, key: Hashable) -> None:
         """Hook: an endpoint left the resolver's set (drop per-endpoint state)."""
 
+    @property
+    def outlier_detector(self) -> OutlierDetector | None:
+        """The A50 detector's state (ejected endpoints, counters), or None when it is off."""
+        return self._outliers.detector
+
     # -- Balancer ---------------------------------------------------------------------------
     def update_endpoints(self, endpoints: Sequence[Endpoint]) -> None:
         if self._closed:
@@ -136,7 +161,7 @@ class SubchannelListBalancer(Balancer):
             entry = old.get(key)
             if entry is None:
                 entry = _Entry(endpoint, self.helper.create_subchannel(endpoint))
-                if self._ejector is not None:
+                if self._outliers.enabled:
                     entry.on_done = _OutlierReport(self, entry)
                 self._by_subchannel[id(entry.subchannel)] = entry
                 created.append(entry)
@@ -147,8 +172,7 @@ class SubchannelListBalancer(Balancer):
         self._entries = new
         for entry in removed:
             del self._by_subchannel[id(entry.subchannel)]
-        if self._ejector is not None:
-            self._ejector.set_keys(new)
+        self._outliers.set_keys(new)
         for entry in created:
             if entry.state in (_IDLE, _CONNECTING):
                 entry.subchannel.request_connection()
@@ -172,9 +196,7 @@ class SubchannelListBalancer(Balancer):
 
     def close(self) -> None:
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._outliers.close()
 
     # -- internals --------------------------------------------------------------------------
     def _aggregate(self) -> ConnectivityState:
@@ -191,20 +213,19 @@ class SubchannelListBalancer(Balancer):
 
     def _eligible(self, now: float) -> list[_Entry]:
         ready = [e for e in self._entries.values() if e.state is _READY]
-        ejector = self._ejector
-        if ejector is None:
+        outliers = self._outliers
+        if not outliers.enabled:
             return ready
-        kept = [e for e in ready if not ejector.is_ejected(e.endpoint.key, now)]
+        kept = [e for e in ready if not outliers.is_ejected(e.endpoint.key, now)]
         return kept or ready  # never leave nothing ready because of ejection
 
     def _refresh(self) -> None:
         """Publish a new picker if the state, the eligible set or its attributes changed."""
-        self._refresh_pending = False
         if self._closed:
             return
         now = self.helper.now()
         self._publish(self._aggregate(), self._eligible(now))
-        self._schedule_unejection(now)
+        self._outliers.refreshed(now)
 
     def _publish(self, state: ConnectivityState, eligible: list[_Entry]) -> None:
         snapshot = (state, [(e.subchannel, e.endpoint.attributes) for e in eligible])
@@ -215,47 +236,15 @@ class SubchannelListBalancer(Balancer):
         picker = self.build_picker([e.subchannel for e in eligible]) if eligible else _NO_READY
         self.helper.update_picker(state, picker)
 
-    def _schedule_unejection(self, now: float) -> None:
-        if self._ejector is None:
-            return
-        at = self._ejector.next_change(now)
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            self._timer = self.helper.call_later(max(0.0, at - now), self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self._refresh()
-
-    def _record_outcome(self, entry: _Entry, latency: float, connection_failure: bool) -> None:
-        ejector = self._ejector
-        if ejector is None or self._closed or self._entries.get(entry.endpoint.key) is not entry:
+    def _record_outcome(
+        self, entry: _Entry, latency: float, connection_failure: bool, failure: bool
+    ) -> None:
+        key = entry.endpoint.key
+        if self._closed or self._entries.get(key) is not entry:
             return
         if latency <= 0.0 and not connection_failure:
             return  # a pick that was not used: no news
-        key = entry.endpoint.key
-        now = self.helper.now()
-        if not connection_failure:
-            ejector.record(key, False, now)
-            return
-
-        def others_ready() -> bool:
-            return any(
-                e is not entry and e.state is _READY and not ejector.is_ejected(e.endpoint.key, now)
-                for e in self._entries.values()
-            )
-
-        ejected = ejector.record(key, True, now, can_eject=others_ready)
-        if ejected and not self._refresh_pending:
-            # on_done runs on the call path: rebuild in order with the balancer's other work
-            self._refresh_pending = True
-            self.helper.call_later(0.0, self._refresh)
+        self._outliers.record(key, connection_failure, failure)
 
 
 def _same(a: _Snapshot, b: _Snapshot) -> bool:

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..policy.outlier import OutlierConfig
+from ..policy.outlier_detection import OutlierDetectionConfig
 from .base import BalancerHelper, Picker, SubchannelLike
 from .round_robin import RoundRobinPicker
-from .subchannel_list import DEFAULT_OUTLIER, SubchannelListBalancer
+from .subchannel_list import DEFAULT_OUTLIER, DEFAULT_OUTLIER_DETECTION, SubchannelListBalancer
 
 __all__ = [
     "WeightedRoundRobinBalancer",
@@ -95,11 +96,14 @@ class WeightedRoundRobinBalancer(SubchannelListBalancer):
         *,
         config: WeightedRoundRobinConfig | None = None,
         outlier: OutlierConfig | None = DEFAULT_OUTLIER,
+        outlier_detection: OutlierDetectionConfig | None = DEFAULT_OUTLIER_DETECTION,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(helper, outlier=outlier)
-        self.config = config if config is not None else WeightedRoundRobinConfig()
         self._rng = rng if rng is not None else random.Random()
+        super().__init__(
+            helper, outlier=outlier, outlier_detection=outlier_detection, rng=self._rng
+        )
+        self.config = config if config is not None else WeightedRoundRobinConfig()
 
     def build_picker(self, ready: Sequence[SubchannelLike]) -> Picker:
         weights = [self.endpoint_of(subchannel).weight for subchannel in ready]

@@ -304,7 +304,7 @@ class BalancingCore:
                     if conn is not None and conn.ready:
                         return conn, result
                     if result.on_done is not None:
-                        result.on_done(0.0, False)  # raced with a state change: pick again
+                        result.on_done(0.0, False, False)  # raced with a state change: pick again
                     if conn is not None and isinstance(subchannel, Subchannel):
                         # dead but its loss not reported yet: drop it now, so that a new
                         # picker comes instead of this call waiting for news that may be late

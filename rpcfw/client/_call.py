@@ -28,6 +28,7 @@ from .._wire import (
     status_from_http,
 )
 from ..errors import MessageTooLargeError, RpcError, StreamRefusedError
+from ..interceptors.base import ClientCallInfo, ClientInterceptor, safely, status_of
 from ..metadata import Metadata, decode_metadata
 from ..transport import (
     ConnectionClosedError,
@@ -39,7 +40,7 @@ from ..transport import (
 )
 from ._connection import ClientConnection
 
-__all__ = ["DEADLINE_EXCEEDED", "ClientCall", "is_connection_failure"]
+__all__ = ["DEADLINE_EXCEEDED", "ClientCall", "is_connection_failure", "is_endpoint_failure"]
 
 DEADLINE_EXCEEDED = "deadline exceeded"
 _STREAM_ERRORS = (StreamResetError, ConnectionLostError, TransportError)
@@ -51,6 +52,14 @@ def is_connection_failure(error: BaseException | None) -> bool:
         isinstance(error, RpcError)
         and error.status is Status.UNAVAILABLE
         and error.trailing_metadata is None
+    )
+
+
+def is_endpoint_failure(error: BaseException | None) -> bool:
+    """The call counts as a failure of its endpoint for outlier detection: it ended
+    UNAVAILABLE or DEADLINE_EXCEEDED (any other status means the endpoint answered)."""
+    return isinstance(error, RpcError) and (
+        error.status is Status.UNAVAILABLE or error.status is Status.DEADLINE_EXCEEDED
     )
 
 
@@ -72,6 +81,8 @@ class ClientCall(Generic[ReqT, RespT]):
         "_trailing",
         "done",
         "guard",
+        "hooks",
+        "info",
         "on_done",
     )
 
@@ -100,7 +111,10 @@ class ClientCall(Generic[ReqT, RespT]):
         self._initial: Metadata | None = None
         self._trailing: Metadata | None = None
         self.guard: Guard = AnyioCallGuard() if conn.anyio else CallGuard()
-        self.on_done: Callable[[float, bool], None] | None = None
+        self.on_done: Callable[[float, bool, bool], None] | None = None
+        #: the channel's interceptors and what they see of this call (None: no interceptors)
+        self.hooks: tuple[ClientInterceptor, ...] | None = None
+        self.info: ClientCallInfo | None = None
         self._started = time.monotonic()
         if deadline is not None:
             self.guard.set_deadline(deadline, RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED))
@@ -150,6 +164,8 @@ class ClientCall(Generic[ReqT, RespT]):
             raise StreamRefusedError("connection closed before the call started") from None
         self._stream = stream
         if payload is not None:
+            if self.hooks is not None:
+                self._sent(first, payload)
             try:
                 stream.send_data_nowait(payload, end)
             except _STREAM_ERRORS:
@@ -174,6 +190,8 @@ class ClientCall(Generic[ReqT, RespT]):
         if self._end_sent:
             raise RpcError(Status.INTERNAL, "cannot send after done_writing()")
         payload = frame_message(message.SerializeToString(), self._max_send, self._encoding)
+        if self.hooks is not None:
+            self._sent(message, payload)
         try:
             self._stream.send_data_nowait(payload, end)
         except _STREAM_ERRORS:
@@ -284,10 +302,13 @@ class ClientCall(Generic[ReqT, RespT]):
                 self.reset(ErrorCode.CANCEL)
                 raise
         try:
-            return self._spec.decode_response(data)
+            message = self._spec.decode_response(data)
         except Exception as exc:
             self.reset(ErrorCode.CANCEL)
             raise RpcError(Status.INTERNAL, f"failed to decode response: {exc}") from None
+        if self.hooks is not None:
+            self._received(message, len(data))
+        return message
 
     async def finish(self) -> None:
         """Wait for the trailers; raise the call's status if it is not OK."""
@@ -369,13 +390,43 @@ class ClientCall(Generic[ReqT, RespT]):
     ) -> None:
         self.close(exc)
 
+    # -- interceptors ----------------------------------------------------------------------
+    def _sent(self, message: object, framed: bytes) -> None:
+        assert self.hooks is not None and self.info is not None
+        self.info.messages_sent += 1
+        self.info.bytes_sent += len(framed) - 5
+        for hook in self.hooks:
+            safely(hook.on_send, self.info, message)
+
+    def _received(self, message: object, size: int) -> None:
+        assert self.hooks is not None and self.info is not None
+        self.info.messages_received += 1
+        self.info.bytes_received += size
+        for hook in self.hooks:
+            safely(hook.on_receive, self.info, message)
+
+    def _end_hooks(self, error: BaseException | None) -> None:
+        hooks, self.hooks = self.hooks, None
+        info = self.info
+        assert hooks is not None and info is not None
+        info.status, info.error = status_of(error, self.done)
+        info.ended = time.monotonic()
+        for hook in reversed(hooks):
+            safely(hook.on_end, info)
+
     def close(self, error: BaseException | None = None) -> None:
         """Release the stream; a call not finished by now is cancelled (RST_STREAM CANCEL).
-        Reports the call's latency and whether it failed at the connection level (once)."""
+        Reports the call's latency, whether it failed at the connection level and whether it
+        counts against its endpoint for outlier detection (once)."""
+        if self.hooks is not None:
+            self._end_hooks(error)
         self.guard.close()
         on_done, self.on_done = self.on_done, None
         if on_done is not None:
-            on_done(time.monotonic() - self._started, is_connection_failure(error))
+            if error is None and not self.done:
+                error = self.guard.error  # a deadline that ended a stream closed without error
+            lost = is_connection_failure(error)
+            on_done(time.monotonic() - self._started, lost, lost or is_endpoint_failure(error))
         stream = self._stream
         if stream is None:
             return

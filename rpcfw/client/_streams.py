@@ -158,7 +158,7 @@ class BidiStream(Generic[ReqT, RespT]):
         if self._call is not None:
             if not self._call.done:
                 self._call.cancel("stream closed before the call finished")
-            self._call.close()
+            self._call.close(self._error)
 
     async def send(self, message: ReqT) -> None:
         await (await self._get()).send(message)

@@ -13,7 +13,8 @@ import asyncio
 import inspect
 import logging
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -30,7 +31,8 @@ from ..balancer.base import Balancer, BalancerHelper, ConnectivityState, PickInf
 from ..balancer.registry import balancer_factory
 from ..compression import ACCEPT_ENCODING, Compression, encoding_name
 from ..errors import ChannelClosedError, RpcError, StreamRefusedError
-from ..metadata import encode_metadata, encode_timeout
+from ..interceptors.base import ClientCallInfo, ClientInterceptor, safely, status_of
+from ..metadata import Metadata, encode_metadata, encode_timeout
 from ..policy.backoff import BackoffConfig
 from ..resolver.target import parse_target
 from ..tls import ChannelTLS
@@ -96,6 +98,8 @@ class Channel:
     ``call_credentials``: called for every call with the method path, returns metadata to
     add (a bearer token, say; sync or async); refused on a plaintext channel unless
     ``allow_insecure_call_credentials`` (grpcio refuses it too). Per call: ``call_credentials=``.
+    ``interceptors``: ``rpcfw.ClientInterceptor`` objects run around every call, in order
+    (see ``rpcfw.interceptors``).
     """
 
     def __init__(
@@ -115,11 +119,13 @@ class Channel:
         tls: ChannelTLS | ssl.SSLContext | bool | None = None,
         call_credentials: CallCredentials | None = None,
         allow_insecure_call_credentials: bool = False,
+        interceptors: Sequence[ClientInterceptor] = (),
     ) -> None:
         self.target = target
         factory = balancer_factory(balancer) if isinstance(balancer, str) else balancer
         self._tls = _channel_tls(tls)
         self._insecure_credentials_ok = allow_insecure_call_credentials
+        self._interceptors = tuple(interceptors)
         if call_credentials is not None:
             self._check_credentials_allowed()
         self._call_credentials = call_credentials
@@ -287,6 +293,44 @@ class Channel:
         end: bool,
         deadline: float | None,
     ) -> ClientCall[ReqT, RespT]:
+        """Start a call (through the interceptors' ``start`` hooks, if any): see ``_start``."""
+        if not self._interceptors:
+            return await self._start(spec, options, first, end, deadline, None)
+        info = ClientCallInfo(
+            spec.path,
+            spec.cardinality,
+            Metadata(options.get("metadata") or ()),
+            deadline,
+            self.target,
+        )
+        try:
+            for interceptor in self._interceptors:
+                try:
+                    await interceptor.start(info)
+                except RpcError:
+                    raise
+                except Exception as exc:
+                    log.exception("client interceptor %r failed", interceptor)
+                    raise RpcError(Status.INTERNAL, f"client interceptor failed: {exc}") from exc
+            options = {**options, "metadata": info.metadata}
+            return await self._start(spec, options, first, end, info.deadline, info)
+        except BaseException as exc:
+            if info.ended is None:  # never reached a call object: end here
+                info.status, info.error = status_of(exc, False)
+                info.ended = time.monotonic()
+                for interceptor in reversed(self._interceptors):
+                    safely(interceptor.on_end, info)
+            raise
+
+    async def _start(
+        self,
+        spec: MethodSpec[ReqT, RespT],
+        options: CallOptions,
+        first: ReqT | None,
+        end: bool,
+        deadline: float | None,
+        intercepted: ClientCallInfo | None,
+    ) -> ClientCall[ReqT, RespT]:
         """Pick an endpoint and start the call. A call that never reached the server is
         retried once, transparently, on a fresh pick: a stream refused (GOAWAY race,
         REFUSED_STREAM), or one whose connection died between the pick and the stream's
@@ -305,6 +349,10 @@ class Channel:
                 conn, spec, headers, deadline, self._max_recv, self._max_send, encoding
             )
             call.on_done = picked.on_done
+            if intercepted is not None:
+                call.hooks, call.info = self._interceptors, intercepted
+                intercepted.peer = conn.label
+                intercepted.messages_sent = intercepted.bytes_sent = 0  # per attempt
             try:
                 try:
                     await call.start(first, end=end)
@@ -320,6 +368,8 @@ class Channel:
                     await call.check_accepted()
                 return call
             except StreamRefusedError as exc:
+                if not attempt:
+                    call.hooks = None  # retried: the next attempt ends the call
                 call.close(exc)
                 if attempt:
                     raise

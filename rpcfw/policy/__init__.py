@@ -1,8 +1,23 @@
-"""Call and connection policies: backoff, outlier ejection. Pure logic, no IO."""
+"""Call and connection policies: backoff, outlier ejection and detection. Pure logic, no IO."""
 
 from __future__ import annotations
 
 from .backoff import Backoff, BackoffConfig
 from .outlier import OutlierConfig, OutlierEjector
+from .outlier_detection import (
+    FailurePercentageEjection,
+    OutlierDetectionConfig,
+    OutlierDetector,
+    SuccessRateEjection,
+)
 
-__all__ = ["Backoff", "BackoffConfig", "OutlierConfig", "OutlierEjector"]
+__all__ = [
+    "Backoff",
+    "BackoffConfig",
+    "FailurePercentageEjection",
+    "OutlierConfig",
+    "OutlierDetectionConfig",
+    "OutlierDetector",
+    "OutlierEjector",
+    "SuccessRateEjection",
+]

@@ -9,11 +9,13 @@ from .._status import Status
 from .._wire import GRPC_CONTENT_TYPE, frame_message, trailers_for
 from ..compression import Compression, accepts, encoding_name
 from ..errors import RpcError
+from ..interceptors.base import ServerCallStats
 from ..metadata import Metadata, MetadataLike, decode_metadata, encode_metadata
 from ..tls import PeerIdentity
 from ..transport.hpack_codec import HeaderEncoder
 
 if TYPE_CHECKING:
+    from .._guard import Guard
     from ..transport import Stream
 
 
@@ -51,6 +53,7 @@ class CallContext:
     __slots__ = (
         "_clock",
         "_compression",
+        "_guard",
         "_headers_sent",
         "_initial",
         "_max_send",
@@ -63,6 +66,9 @@ class CallContext:
         "method",
         "peer",
         "peer_identity",
+        "stats",
+        "status",
+        "status_message",
         "user_agent",
     )
 
@@ -75,8 +81,10 @@ class CallContext:
         user_agent: str | None,
         max_send: int | None,
         compression: str | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self._stream = stream
+        self._guard = guard
         self._compression = compression  # grpc-encoding of the response messages
         self._max_send = max_send
         self._headers_sent = False
@@ -93,13 +101,32 @@ class CallContext:
         #: the client's verified certificate (mTLS), or None: authorize on it
         self.peer_identity = identity if isinstance(identity, PeerIdentity) else None
         self._clock = conn.clock
+        #: the status sent (None while the call runs, or when the client went away first)
+        self.status: Status | None = None
+        self.status_message: str | None = None
+        #: durations and message counts, kept when the server has interceptors
+        self.stats: ServerCallStats | None = None
 
     @property
     def invocation_metadata(self) -> Metadata:
-        """The client's metadata (decoded on first use)."""
+        """The client's metadata (decoded on first use; an interceptor may replace it)."""
         if self._metadata is None:
             self._metadata = decode_metadata(self._stream.headers or ())
         return self._metadata
+
+    @invocation_metadata.setter
+    def invocation_metadata(self, metadata: Metadata) -> None:
+        self._metadata = metadata
+
+    def set_deadline(self, timeout: float) -> None:
+        """Shorten the call's deadline to ``timeout`` seconds from now (never lengthens it);
+        the handler is then cancelled with DEADLINE_EXCEEDED at the new deadline."""
+        when = self._clock() + timeout
+        if self.deadline is not None and when >= self.deadline:
+            return
+        self.deadline = when
+        if self._guard is not None:
+            self._guard.set_deadline(when, RpcError(Status.DEADLINE_EXCEEDED, "deadline exceeded"))
 
     def time_remaining(self) -> float | None:
         """Seconds left until the deadline (never negative), or None without a deadline."""
@@ -171,6 +198,7 @@ class CallContext:
         trailers = trailers_for(status, message, trailing)
         stream = self._stream
         self.finished = True
+        self.status, self.status_message = status, message
         if not self._headers_sent:
             self._headers_sent = True
             if not self._initial:  # trailers-only response
@@ -192,6 +220,7 @@ class CallContext:
             self._headers_sent = True
             trailers = RESPONSE_HEADERS + self._initial + trailers
         self.finished = True
+        self.status, self.status_message = status, message
         with contextlib.suppress(Exception):
             self._stream.send_headers(trailers, end_stream=True)
 
@@ -207,6 +236,7 @@ class CallContext:
                 stream.send_header_block(_RESPONSE_BLOCK)
         stream.send_data_nowait(framed)
         self.finished = True
+        self.status = Status.OK
         if self._trailing:
             stream.send_headers(trailers_for(Status.OK, None, self._trailing), end_stream=True)
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from .._wire import (
 )
 from ..compression import ACCEPT_ENCODING, accepts, is_supported
 from ..errors import RpcError
+from ..interceptors.base import ServerCallStats, ServerInterceptor, safely
 from ..metadata import decode_timeout, encode_metadata
 from ..transport import ErrorCode, Stream, StreamResetError, TransportError
 from ..transport.stream import ConnectionLostError
@@ -47,6 +49,7 @@ class DispatchConfig:
     max_receive: int
     max_send: int | None
     compression: str | None = None  # compress responses with it when the client accepts it
+    interceptors: tuple[ServerInterceptor, ...] = ()
 
 
 async def _abort_http(stream: Stream, http_status: str, status: Status, message: str) -> None:
@@ -76,10 +79,49 @@ def _decode(method: ServerMethod[Any, Any], data: bytes) -> Any:
 
 
 async def _requests(
-    stream: Stream, method: ServerMethod[Any, Any], max_receive: int, encoding: str | None
+    stream: Stream,
+    method: ServerMethod[Any, Any],
+    max_receive: int,
+    encoding: str | None,
+    observed: tuple[CallContext, tuple[ServerInterceptor, ...]] | None,
 ) -> AsyncIterator[Any]:
     while (data := await _read_message(stream, max_receive, encoding)) is not None:
-        yield _decode(method, data)
+        request = _decode(method, data)
+        if observed is not None:
+            _received(*observed, request, len(data))
+        yield request
+
+
+def _received(
+    context: CallContext, hooks: tuple[ServerInterceptor, ...], message: Any, size: int
+) -> None:
+    stats = context.stats
+    assert stats is not None
+    stats.messages_received += 1
+    stats.bytes_received += size
+    for hook in hooks:
+        safely(hook.on_receive, context, message)
+
+
+def _sent(
+    context: CallContext, hooks: tuple[ServerInterceptor, ...], message: Any, size: int
+) -> None:
+    stats = context.stats
+    assert stats is not None
+    stats.messages_sent += 1
+    stats.bytes_sent += size
+    for hook in hooks:
+        safely(hook.on_send, context, message)
+
+
+def _ended(context: CallContext, hooks: tuple[ServerInterceptor, ...]) -> None:
+    stats = context.stats
+    assert stats is not None
+    stats.ended = time.monotonic()
+    if context.status is None:  # the client went away (reset, connection lost) first
+        context.status = Status.CANCELLED
+    for hook in reversed(hooks):
+        safely(hook.on_end, context)
 
 
 def _payload(response: Any, method: ServerMethod[Any, Any]) -> bytes:
@@ -102,18 +144,33 @@ async def _run(
 ) -> None:
     impl = method.implementation
     kind = method.spec.cardinality
+    hooks = config.interceptors
+    observed = (context, hooks) if hooks else None
+    if hooks:
+        context.stats = ServerCallStats()
+        for hook in hooks:
+            await hook.start(context)  # RpcError (context.abort) answers without the handler
     if not kind.client_streaming:
         data = await _read_message(stream, config.max_receive, encoding)
         if data is None:
             raise RpcError(Status.INTERNAL, "missing request message")
         request = _decode(method, data)
+        if observed is not None:
+            _received(*observed, request, len(data))
     else:
-        request = _requests(stream, method, config.max_receive, encoding)
+        request = _requests(stream, method, config.max_receive, encoding, observed)
     if kind is Cardinality.UNARY_UNARY or kind is Cardinality.STREAM_UNARY:
-        await context.send_unary(_payload(await impl(request, context), method))
+        response = await impl(request, context)
+        payload = _payload(response, method)
+        if observed is not None:
+            _sent(*observed, response, len(payload))
+        await context.send_unary(payload)
         return
     async for response in impl(request, context):
-        await context.send_message(_payload(response, method))
+        payload = _payload(response, method)
+        if observed is not None:
+            _sent(*observed, response, len(payload))
+        await context.send_message(payload)
     await context.send_status(Status.OK, None)
 
 
@@ -183,6 +240,7 @@ async def handle_request(
             user_agent,
             config.max_send,
             compression,
+            guard,
         )
         with guard:
             await _run(method, context, stream, config, encoding)
@@ -210,6 +268,8 @@ async def handle_request(
     finally:
         if token is not None:
             current_deadline.reset(token)
+        if context is not None and context.stats is not None:
+            _ended(context, config.interceptors)
         guard.close()
         if not stream.error and stream.local_closed:
             stream.reset(ErrorCode.NO_ERROR)  # answered before the client half-closed

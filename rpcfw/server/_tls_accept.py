@@ -15,7 +15,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .._unix import unix_peer
 from ..tls import ALPN_H2, ServerTLS, peer_identity
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..transport import AioConnection
     from .server import ServerStats
 
-__all__ = ["TlsAcceptor", "TlsHandshakes"]
+__all__ = ["AlpnGate", "TlsAcceptor", "TlsHandshakes", "loop_can_start_tls_on_accept"]
 
 log = logging.getLogger("rpcfw.server")
 
@@ -62,7 +62,8 @@ class TlsAcceptor(asyncio.Protocol):
         self._lost: tuple[BaseException | None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's TCP transport is not an asyncio.Transport subclass: duck-typed
+        transport = cast(asyncio.Transport, transport)
         transport.pause_reading()  # the ClientHello waits for start_tls
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
@@ -133,3 +134,38 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__
+
+
+def loop_can_start_tls_on_accept(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``TlsAcceptor`` works on this loop: asyncio's own pauses a new socket before
+    its first read; uvloop reads the ClientHello at once, before ``start_tls`` could take it."""
+    return isinstance(loop, asyncio.BaseEventLoop)
+
+
+class AlpnGate(asyncio.Protocol):
+    """On loops where the loop itself runs the TLS handshake (``create_server(ssl=...)``):
+    checks ALPN ``h2`` and hands the connection, with the peer's identity, to HTTP/2. Failed
+    handshakes are not seen here (the loop drops them): they are not counted."""
+
+    def __init__(
+        self, handshakes: TlsHandshakes, make_protocol: Callable[[], AioConnection]
+    ) -> None:
+        self._handshakes = handshakes
+        self._make_protocol = make_protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = None if ssl_object is None else ssl_object.selected_alpn_protocol()
+        if alpn != ALPN_H2:
+            peer = transport.get_extra_info("peername")
+            self._handshakes.stats.tls_handshakes_failed += 1
+            log.warning(
+                "TLS handshake with %s failed: the client did not negotiate ALPN h2 "
+                "(it chose %r)", peer, alpn,
+            )  # fmt: skip
+            cast(asyncio.Transport, transport).abort()
+            return
+        protocol = self._make_protocol()
+        protocol.peer_identity = peer_identity(ssl_object.getpeercert())
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)

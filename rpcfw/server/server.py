@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import signal
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ from .._method import ServerMethod, ServiceBase
 from .._unix import BoundUnixSocket, is_unix_host, listening_address
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..compression import Compression, encoding_name
+from ..interceptors.base import ServerInterceptor
 from ..registry.base import Registrar, Registration
 from ..tls import ServerTLS
 from ..transport import AioConnection, H2Config, H2Connection
@@ -81,6 +82,9 @@ class Server:
     ``compression`` (``"gzip"``, ``"deflate"``): compress responses to clients that accept it
     (``grpc-accept-encoding``); a handler can choose per call with
     ``context.set_compression()``. Compressed requests are read whatever this says.
+
+    ``interceptors``: ``rpcfw.ServerInterceptor`` objects run around every call, in order
+    (see ``rpcfw.interceptors``): auth, logging, metrics, deadline rules.
     """
 
     def __init__(
@@ -98,6 +102,7 @@ class Server:
         connection_age: ConnectionAge | None = None,
         http2: H2Config | None = None,
         compression: Compression | str | None = None,
+        interceptors: Sequence[ServerInterceptor] = (),
     ) -> None:
         from ..health import HealthService  # rpcfw.health imports rpcfw: not at the top
 
@@ -129,6 +134,7 @@ class Server:
             max_receive_message_length,
             max_send_message_length,
             encoding_name(compression),
+            tuple(interceptors),
         )
         self._h2_config = http2 or H2Config(max_concurrent_streams=max_concurrent_streams)
         self._handshake_timeout = handshake_timeout

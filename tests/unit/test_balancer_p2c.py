@@ -31,7 +31,7 @@ def pick(helper: FakeHelper) -> PickResult:
 
 def finish(result: PickResult, latency: float) -> None:
     assert result.on_done is not None
-    result.on_done(latency, False)
+    result.on_done(latency, False, False)
 
 
 def test_sequential_calls_avoid_the_endpoint_ten_times_slower() -> None:
@@ -95,9 +95,9 @@ def test_on_done_releases_in_flight_exactly_once() -> None:
     load = balancer.load_of(result.subchannel)
     assert load.inflight == 1
     assert result.on_done is not None
-    result.on_done(0.02, False)
-    result.on_done(0.02, False)
-    result.on_done(0.02, True)
+    result.on_done(0.02, False, False)
+    result.on_done(0.02, False, False)
+    result.on_done(0.02, True, True)
     assert load.inflight == 0
     assert load.ewma == pytest.approx(0.02)
 
@@ -107,7 +107,7 @@ def test_failures_and_unused_picks_release_without_a_latency_sample() -> None:
     for latency, failure in ((0.0, False), (0.5, True)):
         result = pick(helper)
         assert result.on_done is not None
-        result.on_done(latency, failure)
+        result.on_done(latency, failure, failure)
     load = balancer.load_of(helper.subchannel(1))
     assert load.inflight == 0
     assert load.ewma is None

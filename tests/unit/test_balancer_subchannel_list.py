@@ -15,6 +15,7 @@ from rpcfw.balancer.base import (
 from rpcfw.balancer.round_robin import RoundRobinBalancer, RoundRobinPicker
 from rpcfw.balancer.subchannel_list import SubchannelListBalancer
 from rpcfw.policy.outlier import OutlierConfig
+from rpcfw.policy.outlier_detection import OutlierDetectionConfig
 
 from .fakes import FakeHelper, endpoint, endpoints
 
@@ -27,7 +28,9 @@ TF = ConnectivityState.TRANSIENT_FAILURE
 class Recording(SubchannelListBalancer):
     """Records what build_picker was given."""
 
-    def __init__(self, helper: BalancerHelper, **kwargs: OutlierConfig | None) -> None:
+    def __init__(
+        self, helper: BalancerHelper, **kwargs: OutlierConfig | OutlierDetectionConfig | None
+    ) -> None:
         super().__init__(helper, **kwargs)
         self.built: list[list[SubchannelLike]] = []
 
@@ -36,7 +39,7 @@ class Recording(SubchannelListBalancer):
         return RoundRobinPicker([self.pick_result(sc) for sc in ready])
 
 
-def setup(**kwargs: OutlierConfig | None) -> tuple[FakeHelper, Recording]:
+def setup(**kwargs: OutlierConfig | OutlierDetectionConfig | None) -> tuple[FakeHelper, Recording]:
     helper = FakeHelper()
     balancer = Recording(helper, **kwargs)
     helper.balancer = balancer
@@ -193,7 +196,7 @@ def test_close_cancels_timers_and_ignores_later_news() -> None:
     balancer.update_endpoints(endpoints(1, 2, 3))
     helper.make_ready()
     eject(helper, 1)
-    assert helper.pending_timers() == 1
+    assert helper.pending_timers() == 2  # the un-ejection and A50's interval (calls came)
     balancer.close()
     assert helper.pending_timers() == 0
     updates = len(helper.updates)
@@ -210,12 +213,12 @@ def eject(helper: FakeHelper, port: int, failures: int = 5) -> None:
         result = helper.pick()
         assert result is not None and result.on_done is not None
         if result.subchannel is subchannel:
-            result.on_done(0.01, True)
+            result.on_done(0.01, True, True)
             reported += 1
             if reported == failures:
                 break
         else:
-            result.on_done(0.01, False)
+            result.on_done(0.01, False, False)
     helper.advance(0.0)  # the rebuild is queued through call_later
 
 
@@ -256,7 +259,7 @@ def test_successes_in_between_prevent_ejection() -> None:
         while result is not None and result.subchannel is not one:
             result = helper.pick()
         assert result is not None and result.on_done is not None
-        result.on_done(0.01, False)
+        result.on_done(0.01, False, False)
     helper.advance(0.0)
     assert ports(balancer.built[-1]) == [1, 2]
 
@@ -299,16 +302,16 @@ def test_unused_picks_and_removed_subchannels_report_nothing() -> None:
     for result in results:
         assert result is not None and result.on_done is not None
         if result.subchannel.endpoint.port == 1:
-            result.on_done(0.01, True)  # late failures from the removed one are ignored
+            result.on_done(0.01, True, True)  # late failures from the removed one are ignored
         else:
-            result.on_done(0.0, False)  # picks never used report nothing
+            result.on_done(0.0, False, False)  # picks never used report nothing
     helper.advance(0.0)
     assert helper.pending_timers() == 0
     assert len(balancer.built) == builds
 
 
 def test_outlier_ejection_can_be_turned_off() -> None:
-    helper, balancer = setup(outlier=None)
+    helper, balancer = setup(outlier=None, outlier_detection=None)
     balancer.update_endpoints(endpoints(1, 2))
     helper.make_ready()
     result = helper.pick()
@@ -325,6 +328,6 @@ def test_an_unused_pick_does_not_reset_the_failure_count() -> None:
     while result is not None and result.subchannel is not one:
         result = helper.pick()
     assert result is not None and result.on_done is not None
-    result.on_done(0.0, False)  # the channel raced a state change and did not use it
+    result.on_done(0.0, False, False)  # the channel raced a state change and did not use it
     eject(helper, 1, failures=1)
     assert ports(balancer.built[-1]) == [2, 3]

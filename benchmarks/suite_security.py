@@ -1,0 +1,200 @@
+"""Transport options of ``benchmarks/suite.py`` pairs: TLS and gzip message compression.
+
+A pair with an option runs the same stacks as its plaintext pair, over TLS (a throwaway CA and
+a ``localhost`` / ``127.0.0.1`` certificate made by ``trustme`` for the run; the client still
+dials 127.0.0.1 and checks the name ``localhost``) or with gzip (the server compresses
+responses, the client requests). Only rpcfw and grpc.aio take options. An option row runs
+only its ``cells`` (the others read "—"), and the report adds a table of each option row's
+throughput as a share of the same stack's plaintext row (issue 10's target: TLS costs rpcfw
+no larger a share than it costs grpc.aio).
+
+Every unary payload in the suite is ``payload(n)``: JSON-lines-like text that gzip (level 6,
+as rpcfw and grpc-core) shrinks about 8:1, so the gzip cells compress something realistic
+rather than a run of one byte; without compression the bytes' content costs nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import statistics
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OPTIONS", "Option", "check", "make_certs", "payload", "report_note", "share_table"]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str  # "tls" or "gzip"
+    suffix: str  # appended to the plaintext pair's label
+    cells: tuple[str, ...]  # the cells (names) an option row runs, within the mode's cells
+
+
+OPTIONS = {
+    "tls": Option(
+        "tls",
+        ", TLS",
+        ("unary 0 B c=1", "unary 0 B c=64", "unary 100 KiB c=8", "server-stream msg/s"),
+    ),
+    "gzip": Option("gzip", ", gzip", ("unary 0 B c=64", "unary 100 KiB c=8")),
+}
+SERVER_NAME = "localhost"  # the name in the certificate (with IP 127.0.0.1)
+
+
+@functools.cache
+def payload(n: int) -> bytes:
+    """``n`` bytes of compressible text (deterministic)."""
+    lines, size, i = [], 0, 0
+    while size < n:
+        line = (
+            f'{{"id": {i}, "user": "user-{i * 7919 % 1000:03d}", "path": '
+            f'"/api/v1/items/{i * 31 % 500}", "status": {200 if i % 13 else 404}, '
+            f'"latency_us": {i * 977 % 5000}}}\n'
+        )
+        lines.append(line)
+        size += len(line)
+        i += 1
+    return "".join(lines).encode()[:n]
+
+
+def make_certs(directory: Path) -> Path:
+    """Write ``ca.pem``, ``server.crt`` and ``server.key`` for this run into ``directory``."""
+    import trustme
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    leaf = ca.issue_cert(SERVER_NAME, "127.0.0.1")
+    (directory / "ca.pem").write_bytes(ca.cert_pem.bytes())
+    (directory / "server.crt").write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+    (directory / "server.key").write_bytes(leaf.private_key_pem.bytes())
+    return directory
+
+
+def check(stack: str, option: str | None) -> None:
+    if option and not (stack.startswith("rpcfw") or stack == "grpc.aio"):
+        raise ValueError(f"{stack} does not take the {option} option")
+
+
+# ----------------------------------------------------------------------------------------
+# servers
+
+
+def rpcfw_server_kwargs(option: str | None) -> dict[str, Any]:
+    return {"compression": "gzip"} if option == "gzip" else {}
+
+
+def rpcfw_start_kwargs(option: str | None, certs: Path | None) -> dict[str, Any]:
+    if option != "tls":
+        return {}
+    import rpcfw
+
+    assert certs is not None
+    return {"tls": rpcfw.ServerTLS(certs / "server.crt", certs / "server.key")}
+
+
+def grpc_server(option: str | None) -> Any:
+    import grpc
+
+    if option == "gzip":
+        return grpc.aio.server(compression=grpc.Compression.Gzip)
+    return grpc.aio.server()
+
+
+def grpc_add_port(server: Any, option: str | None, certs: Path | None) -> int:
+    import grpc
+
+    if option != "tls":
+        return int(server.add_insecure_port("127.0.0.1:0"))
+    assert certs is not None
+    pair = ((certs / "server.key").read_bytes(), (certs / "server.crt").read_bytes())
+    return int(server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([pair])))
+
+
+# ----------------------------------------------------------------------------------------
+# clients
+
+
+def rpcfw_channel(port: int, option: str | None, certs: Path | None) -> Any:
+    import rpcfw
+
+    kwargs: dict[str, Any] = {}
+    if option == "gzip":
+        kwargs["compression"] = "gzip"
+    elif option == "tls":
+        assert certs is not None
+        ca = (certs / "ca.pem").read_bytes()
+        kwargs["tls"] = rpcfw.ChannelTLS(ca, server_name=SERVER_NAME)
+    return rpcfw.Channel(f"127.0.0.1:{port}", **kwargs)
+
+
+def grpc_channel(port: int, option: str | None, certs: Path | None) -> Any:
+    import grpc
+
+    target = f"127.0.0.1:{port}"
+    if option == "gzip":
+        return grpc.aio.insecure_channel(target, compression=grpc.Compression.Gzip)
+    if option == "tls":
+        assert certs is not None
+        credentials = grpc.ssl_channel_credentials((certs / "ca.pem").read_bytes())
+        options = (("grpc.ssl_target_name_override", SERVER_NAME),)
+        return grpc.aio.secure_channel(target, credentials, options=options)
+    return grpc.aio.insecure_channel(target)
+
+
+# ----------------------------------------------------------------------------------------
+# report
+
+
+def report_note(data: dict[str, Any]) -> str:
+    """The report's paragraph on option rows ("" without any)."""
+    if not data.get("options"):
+        return ""
+    size = 100 * 1024
+    packed = len(zlib.compress(payload(size), 6))
+    return (
+        "Rows ending in `, TLS` or `, gzip` are the same pair over TLS (a fresh CA and "
+        "certificate per run; the handshake is outside the measurement) or with gzip "
+        "compression both ways (requests by the client, responses by the server); their ratio "
+        "in brackets is against grpc.aio + grpc.aio with the same option, and they run only "
+        "some cells (— elsewhere). Unary payloads are JSON-lines-like text that gzip level 6 "
+        f"shrinks {size / packed:.1f}:1 (100 KiB to {packed:,} bytes)."
+    )
+
+
+def _share(data: dict[str, Any], loop: str, cell: str, label: str, plain: str) -> str:
+    """Median option rate over median plaintext rate, and the range of the per-repeat ratios
+    (the two rows ran back to back in each repeat)."""
+    slot = data["results"].get(loop, {}).get(cell, {})
+    runs, base = slot.get(label), slot.get(plain)
+    if not runs or not base:
+        return "—"
+    text = f"{statistics.median(runs) / statistics.median(base):.0%}"
+    if len(runs) == len(base) > 1:  # no failed run: the lists pair up by repeat
+        ratios = [r / b for r, b in zip(runs, base, strict=True)]
+        text += f" ({min(ratios):.0%}..{max(ratios):.0%})"
+    return text
+
+
+def share_table(data: dict[str, Any], loop: str) -> str:
+    """For each option row: its throughput as a share of the same pair in plaintext, by cell."""
+    options: dict[str, str] = data.get("options", {})
+    if not options:
+        return ""
+    ran = data["option_cells"]
+    cells = [c for c in data["cells"] if any(c in ran[label] for label in options)]
+    lines = [
+        "Throughput with each option as a share of the same pair's plaintext throughput "
+        "(median over median; in brackets the range of the per-repeat ratios)",
+        "",
+        "| option: server + client | " + " | ".join(cells) + " |",
+        "|---" * (len(cells) + 1) + "|",
+    ]
+    for label, name in options.items():
+        plain = label.removesuffix(OPTIONS[name].suffix)
+        row = [
+            _share(data, loop, cell, label, plain) if cell in ran[label] else "—" for cell in cells
+        ]
+        lines.append(f"| {name}: {plain} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
