@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ._text import docstring, from_import, isort_key, wrap
+from ._text import LINE_LENGTH, docstring, from_import, isort_key, wrap
 from .model import Cardinality, Method, ProtoFile, Service
 from .naming import (
     Backend,
@@ -46,6 +46,8 @@ class _Names:
 
 def _plan_names(proto: ProtoFile, backend: Backend) -> tuple[_Names, dict[str, str]]:
     names = _Names()
+    if any(m.cardinality is Cardinality.STREAM_UNARY for s in proto.services for m in s.methods):
+        names.used.add("Coroutine")  # imported for the client-streaming stubs
     module = rpcfw_module(proto.name)
     classes: dict[str, str] = {}
     for service in proto.services:
@@ -164,6 +166,33 @@ def _stub_method(service: Service, method: Method, py: str, ctx: _Ctx) -> list[s
             "return self._channel.stream_stream_iter", [spec, "requests", "**options"], "", ind * 2
         )
         return lines
+    if card is Cardinality.STREAM_UNARY:
+        ctx.uses.add("Coroutine")
+        call_object = f"rpcfw.ClientStreamCall[{req}, {resp}]"
+        reply = f"Coroutine[typing.Any, typing.Any, {resp}]"
+        lines += [f"{ind}@typing.overload"]
+        lines += wrap(
+            f"def {py}",
+            ["self", "requests: None = None", "/", _OPTS],
+            f" -> {call_object}: ...",
+            ind,
+        )
+        lines += ["", f"{ind}@typing.overload"]
+        lines += wrap(
+            f"def {py}", ["self", f"requests: {reqs}", "/", _OPTS], f" -> {reply}: ...", ind
+        )
+        lines += [""]
+        lines += _union_return(
+            wrap(f"def {py}", ["self", f"requests: {reqs} | None = None", "/", _OPTS], "", ind),
+            [call_object, reply],
+            ind,
+        )
+        lines += doc + warn + [f"{ind * 2}if requests is None:"]
+        lines += wrap("return self._channel.client_stream_call", [spec, "**options"], "", ind * 3)
+        lines += wrap(
+            "return self._channel.stream_unary", [spec, "requests", "**options"], "", ind * 2
+        )
+        return lines
     if card is Cardinality.UNARY_UNARY:
         head, arg, ret, call = (
             f"async def {py}",
@@ -179,16 +208,25 @@ def _stub_method(service: Service, method: Method, py: str, ctx: _Ctx) -> list[s
             "self._channel.unary_stream",
         )
     else:
-        head, arg, ret, call = (
-            f"async def {py}",
-            f"requests: {reqs}",
-            resp,
-            "await self._channel.stream_unary",
-        )
+        raise AssertionError(card)
     lines += wrap(head, ["self", arg, "/", _OPTS], f" -> {ret}:", ind)
     lines += doc + warn
     lines += wrap(f"return {call}", [spec, arg.split(":")[0], "**options"], "", ind * 2)
     return lines
+
+
+def _union_return(signature: list[str], alternatives: list[str], ind: str) -> list[str]:
+    """``signature`` (ending ``)``) with ``-> A | B:``, parenthesized as ruff format does
+    when it does not fit on the closing line."""
+    union = " | ".join(alternatives)
+    last = f"{signature[-1]} -> {union}:"
+    if len(last) <= LINE_LENGTH:
+        return [*signature[:-1], last]
+    head = [*signature[:-1], f"{signature[-1]} -> ("]
+    if len(f"{ind * 2}{union}") <= LINE_LENGTH:
+        return [*head, f"{ind * 2}{union}", f"{ind}):"]
+    parts = [f"{ind * 2}{alternatives[0]}", *(f"{ind * 2}| {a}" for a in alternatives[1:])]
+    return [*head, *parts, f"{ind}):"]
 
 
 def _base_method(method: Method, py: str, ctx: _Ctx) -> list[str]:
@@ -255,7 +293,10 @@ def _header_imports(uses: set[str]) -> list[str]:
     lines = ["import abc", "import typing"]
     if "warnings" in uses:
         lines.append("import warnings")
-    abc_names = ["Mapping", *sorted(uses & {"AsyncIterable", "AsyncIterator", "Iterable"})]
+    abc_names = [
+        "Mapping",
+        *sorted(uses & {"AsyncIterable", "AsyncIterator", "Coroutine", "Iterable"}),
+    ]
     lines += from_import("collections.abc", abc_names)
     return lines
 

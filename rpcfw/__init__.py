@@ -5,9 +5,18 @@ The public API is what ``__all__`` lists; everything else is private.
 
 from .__about__ import __version__
 from ._method import CallCredentials, CallOptions, Message, MethodSpec, ServerMethod, ServiceBase
+from ._rich_status import RichStatus
 from ._status import Cardinality, Status
 from .balancer import ConnectivityState, Endpoint, register_balancer
-from .client import BidiStream, Channel
+from .client import (
+    BidiStream,
+    CapturedCall,
+    Channel,
+    ClientStreamCall,
+    ServerStreamCall,
+    UnaryCall,
+    capture_call,
+)
 from .compression import Compression
 from .errors import (
     ChannelClosedError,
@@ -42,11 +51,13 @@ __all__ = (
     "CallContext",
     "CallCredentials",
     "CallOptions",
+    "CapturedCall",
     "Cardinality",
     "Channel",
     "ChannelClosedError",
     "ChannelTLS",
     "ClientInterceptor",
+    "ClientStreamCall",
     "Compression",
     "ConnectionAge",
     "ConnectivityState",
@@ -67,11 +78,13 @@ __all__ = (
     "PeerIdentity",
     "Registrar",
     "Registration",
+    "RichStatus",
     "RpcError",
     "RpcfwError",
     "Server",
     "ServerMethod",
     "ServerStats",
+    "ServerStreamCall",
     "ServerTLS",
     "ServerInterceptor",
     "ServiceBase",
@@ -79,6 +92,8 @@ __all__ = (
     "Status",
     "StreamRefusedError",
     "SuccessRateEjection",
+    "UnaryCall",
+    "capture_call",
     "register_balancer",
     "register_resolver",
     "__version__",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import platform
 from collections.abc import Iterable
 
 from . import __about__
+from ._rich_status import DETAILS_KEY, RichStatus
 from ._status import Status
 from .compression import compress, decompress
 from .errors import MessageTooLargeError, RpcError
@@ -16,6 +18,7 @@ __all__ = [
     "DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH",
     "GRPC_CONTENT_TYPE",
     "USER_AGENT",
+    "details_trailer",
     "frame_message",
     "is_grpc_content_type",
     "message_payload",
@@ -103,14 +106,18 @@ def status_from_http(http_status: str) -> RpcError:
 
 
 def status_from_headers(headers: Iterable[tuple[str, str]]) -> RpcError | None:
-    """The call's outcome from trailers (or a trailers-only response): None means OK."""
+    """The call's outcome from trailers (or a trailers-only response): None means OK. An
+    error carries the trailing metadata and the rich status (``grpc-status-details-bin``)."""
     code: str | None = None
     message: str | None = None
+    details: str | None = None
     for key, value in headers:
         if key == "grpc-status":
             code = value
         elif key == "grpc-message":
             message = decode_grpc_message(value)
+        elif key == DETAILS_KEY:
+            details = value
     if code is None:
         return RpcError(Status.UNKNOWN, "missing grpc-status in trailers")
     try:
@@ -119,7 +126,23 @@ def status_from_headers(headers: Iterable[tuple[str, str]]) -> RpcError | None:
         return RpcError(Status.UNKNOWN, f"invalid grpc-status {code!r}")
     if status is Status.OK:
         return None
-    return RpcError(status, message, trailing_metadata=decode_metadata(headers))
+    rich = None if details is None else _rich_status(details)
+    return RpcError(status, message, details=rich, trailing_metadata=decode_metadata(headers))
+
+
+def _rich_status(value: str) -> RichStatus | None:
+    """A ``grpc-status-details-bin`` value (base64, padded or not); None when it is corrupt
+    (as a corrupt ``-bin`` header is dropped)."""
+    try:
+        data = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+        return RichStatus.FromString(data)
+    except ValueError:
+        return None
+
+
+def details_trailer(details: RichStatus) -> tuple[str, str]:
+    """The ``grpc-status-details-bin`` trailer for ``details`` (unpadded base64)."""
+    return DETAILS_KEY, base64.b64encode(details.SerializeToString()).rstrip(b"=").decode()
 
 
 # gRPC spec, "Errors": RST_STREAM codes seen by a client, mapped to statuses.

@@ -27,6 +27,10 @@ _KEY_RE = re.compile(r"^[0-9a-z_.\-]+$")
 _VALUE_RE = re.compile(r"^[ -~]*$")  # printable ASCII and space
 # Headers that belong to the transport, never to user metadata.
 _RESERVED = frozenset({"te", "content-type", "user-agent", "content-length", "host"})
+# grpc-* headers user code may set and see: a server's retry pushback (gRFC A6); and one it
+# may only see: the attempt number of a retried or hedged call
+_GRPC_ALLOWED = frozenset({"grpc-retry-pushback-ms"})
+_GRPC_VISIBLE = _GRPC_ALLOWED | {"grpc-previous-rpc-attempts"}
 
 
 class Metadata(Sequence[tuple[str, MetadataValue]]):
@@ -116,7 +120,11 @@ def encode_metadata(metadata: MetadataLike) -> list[tuple[str, str]]:
     pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
     out: list[tuple[str, str]] = []
     for key, value in pairs:
-        if key in _RESERVED or key.startswith(("grpc-", ":")) or not _KEY_RE.match(key):
+        if (
+            key in _RESERVED
+            or (key.startswith(("grpc-", ":")) and key not in _GRPC_ALLOWED)
+            or not _KEY_RE.match(key)
+        ):
             raise ValueError(f"invalid metadata key: {key!r}")
         if key.endswith("-bin"):
             if isinstance(value, str):
@@ -139,7 +147,7 @@ def decode_metadata(headers: Iterable[tuple[str, str]]) -> Metadata:
     """User metadata from received HTTP/2 headers (transport and grpc-* headers dropped)."""
     items: list[tuple[str, MetadataValue]] = []
     for key, value in headers:
-        if key.startswith((":", "grpc-")) or key in _RESERVED:
+        if (key.startswith((":", "grpc-")) and key not in _GRPC_VISIBLE) or key in _RESERVED:
             continue
         if key.endswith("-bin"):
             try:

@@ -1,6 +1,7 @@
 """The Echo service tests run, with hooks that inject faults on request.
 
-``message`` drives behaviour: ``abort:<code>:<text>`` ends with that status, ``raise`` raises
+``message`` drives behaviour: ``abort:<code>:<text>`` ends with that status (``details:<code>:
+<text>`` too, with a rich status: a Duration of 7 s and a StringValue ``<text>``), ``raise`` raises
 ValueError, ``deadline`` answers with the remaining time; ``delay_ms`` sleeps before each reply;
 ``count`` sets the number of server-stream replies. Invocation metadata whose key starts with
 ``x-`` is echoed back as initial and trailing metadata.
@@ -14,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import anyio
+from google.protobuf import duration_pb2, wrappers_pb2
 
 import rpcfw
 
@@ -39,6 +41,10 @@ def echo_metadata_and_abort(request: Any, context: rpcfw.CallContext) -> None:
     if request.message.startswith("abort:"):
         _, code, text = request.message.split(":", 2)
         context.abort(rpcfw.Status(int(code)), text)
+    if request.message.startswith("details:"):
+        _, code, text = request.message.split(":", 2)
+        details = [duration_pb2.Duration(seconds=7), wrappers_pb2.StringValue(value=text)]
+        context.abort(rpcfw.Status(int(code)), text, details=details)
 
 
 def make_echo_service(mod: ModuleType, server_id: str) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Generic
+from typing import TYPE_CHECKING, Generic
 
 from .._guard import AnyioCallGuard, CallGuard, Guard
 from .._method import MethodSpec, ReqT, RespT
@@ -39,6 +39,9 @@ from ..transport import (
     TransportError,
 )
 from ._connection import ClientConnection
+
+if TYPE_CHECKING:
+    from ._capture import CapturedCall
 
 __all__ = ["DEADLINE_EXCEEDED", "ClientCall", "is_connection_failure", "is_endpoint_failure"]
 
@@ -79,6 +82,7 @@ class ClientCall(Generic[ReqT, RespT]):
         "_stream",
         "_trailers_only",
         "_trailing",
+        "capture",
         "done",
         "guard",
         "hooks",
@@ -115,6 +119,8 @@ class ClientCall(Generic[ReqT, RespT]):
         #: the channel's interceptors and what they see of this call (None: no interceptors)
         self.hooks: tuple[ClientInterceptor, ...] | None = None
         self.info: ClientCallInfo | None = None
+        #: the ``rpcfw.capture_call()`` block that watches this call, if any
+        self.capture: CapturedCall | None = None
         self._started = time.monotonic()
         if deadline is not None:
             self.guard.set_deadline(deadline, RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED))
@@ -135,6 +141,37 @@ class ClientCall(Generic[ReqT, RespT]):
             if answer is not None:
                 self._trailing = decode_metadata(answer)
         return self._trailing
+
+    def annotate(self, error: BaseException | None) -> None:
+        """Give an RpcError of this call the response metadata, if the headers arrived."""
+        if isinstance(error, RpcError) and error.initial_metadata is None:
+            error.initial_metadata = self._received_initial_metadata()
+
+    def _received_initial_metadata(self) -> Metadata | None:
+        if self._headers_checked:
+            return self.initial_metadata
+        headers = None if self._stream is None else self._stream.headers
+        if headers is None:
+            return None
+        if any(key == "grpc-status" for key, _ in headers):  # trailers-only: no metadata
+            return Metadata()
+        return decode_metadata(headers)
+
+    @property
+    def peer(self) -> str:
+        """The endpoint the call went to: ``host:port``, or ``unix:/path``."""
+        return self._conn.label
+
+    @property
+    def ended(self) -> bool:
+        """Nothing more can happen on the call: its status was read, it was cancelled or
+        hit its deadline, or its stream ended abnormally."""
+        stream = self._stream
+        return (
+            self.done
+            or self.guard.error is not None
+            or (stream is not None and stream.error is not None)
+        )
 
     @property
     def runtime(self) -> ChannelRuntime:
@@ -255,6 +292,7 @@ class ClientCall(Generic[ReqT, RespT]):
             self.done = True
             error = status_from_headers(headers)
             if error is not None:
+                error.initial_metadata = self._initial
                 raise error
             return
         if not is_grpc_content_type(content_type):
@@ -328,6 +366,7 @@ class ClientCall(Generic[ReqT, RespT]):
         self.done = True
         error = status_from_headers(stream.trailers)
         if error is not None:
+            self.annotate(error)
             raise error
 
     async def recv_unary(self) -> RespT:
@@ -354,6 +393,7 @@ class ClientCall(Generic[ReqT, RespT]):
                 self.done = True
                 status = status_from_headers(answer)
                 if status is not None:
+                    self.annotate(status)
                     return status
         cause = stream.error
         if isinstance(cause, StreamResetError):
@@ -418,6 +458,9 @@ class ClientCall(Generic[ReqT, RespT]):
         """Release the stream; a call not finished by now is cancelled (RST_STREAM CANCEL).
         Reports the call's latency, whether it failed at the connection level and whether it
         counts against its endpoint for outlier detection (once)."""
+        self.annotate(error)
+        if self.capture is not None:
+            self.capture._end(self, error)
         if self.hooks is not None:
             self._end_hooks(error)
         self.guard.close()

@@ -1,17 +1,14 @@
-"""Streaming call objects handed to users: the bidirectional stream and request pumping."""
+"""The bidirectional stream (a call object) and request pumping for streaming calls."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from types import TracebackType
-from typing import Generic
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import Any, Generic, Self
 
 from .._method import ReqT, RespT
-from .._runtime import ChannelRuntime, TaskHandle
-from .._status import Status
 from ..errors import RpcError
-from ..metadata import Metadata
 from ._call import ClientCall
+from ._call_objects import CallObject
 
 __all__ = [
     "BidiStream",
@@ -101,85 +98,34 @@ async def unary_response_while_sending(
         await sender.stop()
 
 
-class BidiStream(Generic[ReqT, RespT]):
+class BidiStream(CallObject[RespT], Generic[ReqT, RespT]):
     """A bidirectional call: ``send``/``done_writing`` and ``recv``/``async for``, usable from
-    different tasks at once. Use it as an async context manager; leaving the block before the
-    call finished cancels it (RST_STREAM CANCEL)."""
+    different tasks at once (one writer and any readers), plus the call's state
+    (``initial_metadata``, ``trailing_metadata``, ``status``, ``peer``, ``cancel()``). Use it
+    as an async context manager; leaving the block before the call finished cancels it
+    (RST_STREAM CANCEL)."""
 
-    def __init__(
-        self,
-        opener: Callable[[], Awaitable[ClientCall[ReqT, RespT]]],
-        runtime: Callable[[], ChannelRuntime],
-    ) -> None:
-        self._opener = opener
-        self._runtime = runtime
-        self._call: ClientCall[ReqT, RespT] | None = None
-        self._opening: TaskHandle | None = None
-        self._error: RpcError | None = None
-
-    async def _open(self) -> None:
-        self._call = await self._opener()
-
-    async def _get(self) -> ClientCall[ReqT, RespT]:
-        if self._call is not None:
-            return self._call
-        if self._opening is None:  # opened once, in a task: a caller's cancel stops its wait
-            self._opening = self._runtime().spawn(self._open, "opening a call", report=False)
-        await self._opening.wait()
-        call = self._opened()
-        if call is None:
-            error = self._opening.error()
-            if error is not None:
-                raise error
-            raise RpcError(Status.CANCELLED, "stream closed before the call started")
-        return call
-
-    def _opened(self) -> ClientCall[ReqT, RespT] | None:
-        return self._call  # (read again: the opening task set it meanwhile)
-
-    async def __aenter__(self) -> BidiStream[ReqT, RespT]:
-        await self._get()
+    async def __aenter__(self) -> Self:
+        await self._get()  # opened now: headers sent, ``peer`` known
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Finish: cancels the call if the server has not sent its status yet."""
-        opening = self._opening
-        if self._call is None and opening is not None and not opening.done():
-            opening.cancel()
-            await opening.wait()  # our own cancellation still propagates
-        if self._call is not None:
-            if not self._call.done:
-                self._call.cancel("stream closed before the call finished")
-            self._call.close(self._error)
-
     async def send(self, message: ReqT) -> None:
-        await (await self._get()).send(message)
+        if self._error is not None:  # cancelled, or ended with an error
+            raise self._error
+        call: ClientCall[ReqT, RespT] = await self._get()
+        await call.send(message)
 
     async def done_writing(self) -> None:
         """Half-close: tell the server no more requests follow."""
-        await (await self._get()).end()
+        if self._error is not None:
+            raise self._error
+        call: ClientCall[ReqT, RespT] = await self._get()
+        await call.end()
 
     async def recv(self) -> RespT | None:
-        """The next response, or None when the server ended the call with OK."""
-        if self._error is not None:  # the call ended with it: every later read says so too
-            raise self._error
-        call = await self._get()
-        try:
-            message = await call.recv()
-            if message is None:
-                await call.finish()
-        except RpcError as exc:
-            self._error = exc
-            raise
-        return message
+        """The next response, or None when the server ended the call with OK (the call ended
+        with an error: every later read raises it too)."""
+        return await self._read(_recv_or_finish)
 
     def __aiter__(self) -> AsyncIterator[RespT]:
         return self
@@ -190,23 +136,9 @@ class BidiStream(Generic[ReqT, RespT]):
             raise StopAsyncIteration
         return message
 
-    async def cancel(self) -> None:
-        """Cancel the call: the server sees CANCELLED, waiting readers get RpcError(CANCELLED)."""
-        call = await self._get()
-        call.cancel()
 
-    @property
-    def initial_metadata(self) -> Metadata | None:
-        return None if self._call is None else self._call.initial_metadata
-
-    @property
-    def trailing_metadata(self) -> Metadata | None:
-        return None if self._call is None else self._call.trailing_metadata
-
-    @property
-    def status(self) -> Status | None:
-        """The call's status once ``recv()`` has seen its end (OK, or the error it raised);
-        None while it runs."""
-        if self._error is not None:
-            return self._error.status
-        return Status.OK if self._call is not None and self._call.done else None
+async def _recv_or_finish(call: ClientCall[Any, RespT]) -> RespT | None:
+    message = await call.recv()
+    if message is None:
+        await call.finish()
+    return message

@@ -14,7 +14,14 @@ import inspect
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import Any
 
@@ -34,13 +41,18 @@ from ..errors import ChannelClosedError, RpcError, StreamRefusedError
 from ..interceptors.base import ClientCallInfo, ClientInterceptor, safely, status_of
 from ..metadata import Metadata, encode_metadata, encode_timeout
 from ..policy.backoff import BackoffConfig
+from ..policy.retry import RetryThrottle
+from ..policy.service_config import ServiceConfig
 from ..resolver.target import parse_target
 from ..tls import ChannelTLS
 from ..transport import ConnectionLostError, H2Config, TransportError
 from ..transport.keepalive import KeepaliveConfig
 from ._balancing import BalancingCore
 from ._call import DEADLINE_EXCEEDED, ClientCall, is_connection_failure
+from ._call_objects import ClientStreamCall, ServerStreamCall, UnaryCall
+from ._capture import attach
 from ._connection import ClientConnection, ConnectionOptions
+from ._retry import MethodPolicy, method_policy, unary_with_policy
 from ._streams import BidiStream, RequestSender, unary_response_while_sending
 from ._subchannel import HealthCheck
 
@@ -120,8 +132,13 @@ class Channel:
         call_credentials: CallCredentials | None = None,
         allow_insecure_call_credentials: bool = False,
         interceptors: Sequence[ClientInterceptor] = (),
+        service_config: ServiceConfig | str | Mapping[str, Any] | None = None,
     ) -> None:
         self.target = target
+        self._service_config: ServiceConfig | None = None
+        self._method_policies: dict[str, MethodPolicy | None] = {}
+        self._retry_throttle: RetryThrottle | None = None
+        self.set_service_config(service_config)
         factory = balancer_factory(balancer) if isinstance(balancer, str) else balancer
         self._tls = _channel_tls(tls)
         self._insecure_credentials_ok = allow_insecure_call_credentials
@@ -159,6 +176,16 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"Channel({self.target!r})"
+
+    def set_service_config(self, config: ServiceConfig | str | Mapping[str, Any] | None) -> None:
+        """Apply a gRPC service config (typed, JSON text or decoded JSON; None: none) to the
+        calls started from now on: per-method retry / hedging policies and timeouts, retry
+        throttling (a fresh token bucket). Invalid configs raise ValueError."""
+        parsed = ServiceConfig.of(config)
+        self._service_config = parsed
+        self._method_policies = {}
+        throttling = None if parsed is None else parsed.retry_throttling
+        self._retry_throttle = None if throttling is None else RetryThrottle(throttling)
 
     def _check_credentials_allowed(self) -> None:
         if self._tls is None and not self._insecure_credentials_ok:
@@ -292,10 +319,12 @@ class Channel:
         first: ReqT | None,
         end: bool,
         deadline: float | None,
+        extra_headers: Sequence[tuple[str, str]] = (),
     ) -> ClientCall[ReqT, RespT]:
-        """Start a call (through the interceptors' ``start`` hooks, if any): see ``_start``."""
+        """Start a call (through the interceptors' ``start`` hooks, if any): see ``_start``.
+        ``extra_headers``: reserved headers (``grpc-previous-rpc-attempts``) added as is."""
         if not self._interceptors:
-            return await self._start(spec, options, first, end, deadline, None)
+            return await self._start(spec, options, first, end, deadline, None, extra_headers)
         info = ClientCallInfo(
             spec.path,
             spec.cardinality,
@@ -313,7 +342,7 @@ class Channel:
                     log.exception("client interceptor %r failed", interceptor)
                     raise RpcError(Status.INTERNAL, f"client interceptor failed: {exc}") from exc
             options = {**options, "metadata": info.metadata}
-            return await self._start(spec, options, first, end, info.deadline, info)
+            return await self._start(spec, options, first, end, info.deadline, info, extra_headers)
         except BaseException as exc:
             if info.ended is None:  # never reached a call object: end here
                 info.status, info.error = status_of(exc, False)
@@ -330,6 +359,7 @@ class Channel:
         end: bool,
         deadline: float | None,
         intercepted: ClientCallInfo | None,
+        extra_headers: Sequence[tuple[str, str]] = (),
     ) -> ClientCall[ReqT, RespT]:
         """Pick an endpoint and start the call. A call that never reached the server is
         retried once, transparently, on a fresh pick: a stream refused (GOAWAY race,
@@ -341,6 +371,7 @@ class Channel:
         info = PickInfo(spec.path, key.encode() if isinstance(key, str) else key)
         encoding = self._encoding(options)
         headers = self._headers(spec, deadline, options, encoding)
+        headers.extend(extra_headers)
         if self._call_credentials is not None or options.get("call_credentials") is not None:
             headers.extend(await self._credentials_metadata(spec, options))
         for attempt in range(2):
@@ -349,6 +380,7 @@ class Channel:
                 conn, spec, headers, deadline, self._max_recv, self._max_send, encoding
             )
             call.on_done = picked.on_done
+            attach(call)  # to a capture_call() block, if any
             if intercepted is not None:
                 call.hooks, call.info = self._interceptors, intercepted
                 intercepted.peer = conn.label
@@ -383,6 +415,15 @@ class Channel:
         self, spec: MethodSpec[ReqT, RespT], request: ReqT, **options: Unpack[CallOptions]
     ) -> RespT:
         deadline = effective_deadline(options.get("timeout"))
+        if self._service_config is not None:  # retries, hedging, timeouts: see _retry.py
+            policies = self._method_policies
+            if spec.path not in policies:
+                policies[spec.path] = method_policy(
+                    self._service_config, spec, self._retry_throttle
+                )
+            policy = policies[spec.path]
+            if policy is not None:
+                return await unary_with_policy(self, policy, spec, request, options, deadline)
         with await self._open(spec, options, request, True, deadline) as call:
             return await call.recv_unary()
 
@@ -447,3 +488,35 @@ class Channel:
                 await sender.wait()
             finally:
                 await sender.stop()
+
+    # -- call objects: the call's metadata, status, peer and cancel() ----------------------
+    def unary_call(
+        self, spec: MethodSpec[ReqT, RespT], request: ReqT, **options: Unpack[CallOptions]
+    ) -> UnaryCall[RespT]:
+        """A unary call as a ``UnaryCall``: ``reply = await call``, then (or meanwhile)
+        ``call.initial_metadata``, ``trailing_metadata``, ``status``, ``peer``, ``cancel()``.
+        ``spec``: the generated method constant (``ECHO_UNARY``). Starts when first awaited."""
+        deadline = effective_deadline(options.get("timeout"))
+        return UnaryCall(
+            lambda: self._open(spec, options, request, True, deadline), self._core.ensure_runtime
+        )
+
+    def server_stream_call(
+        self, spec: MethodSpec[ReqT, RespT], request: ReqT, **options: Unpack[CallOptions]
+    ) -> ServerStreamCall[RespT]:
+        """A server-streaming call as a ``ServerStreamCall`` (``async for reply in call``),
+        with the call's state. Starts at the first read."""
+        deadline = effective_deadline(options.get("timeout"))
+        return ServerStreamCall(
+            lambda: self._open(spec, options, request, True, deadline), self._core.ensure_runtime
+        )
+
+    def client_stream_call(
+        self, spec: MethodSpec[ReqT, RespT], **options: Unpack[CallOptions]
+    ) -> ClientStreamCall[ReqT, RespT]:
+        """A client-streaming call as a ``ClientStreamCall``: ``send``, ``done_writing``,
+        ``reply = await call.response()``, with the call's state. Starts at the first use."""
+        deadline = effective_deadline(options.get("timeout"))
+        return ClientStreamCall(
+            lambda: self._open(spec, options, None, False, deadline), self._core.ensure_runtime
+        )

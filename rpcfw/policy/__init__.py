@@ -1,4 +1,5 @@
-"""Call and connection policies: backoff, outlier ejection and detection. Pure logic, no IO."""
+"""Call and connection policies: backoff, outlier ejection and detection, service config
+(retries, hedging, timeouts). Pure logic, no IO."""
 
 from __future__ import annotations
 
@@ -10,14 +11,26 @@ from .outlier_detection import (
     OutlierDetector,
     SuccessRateEjection,
 )
+from .service_config import (
+    HedgingPolicy,
+    MethodConfig,
+    RetryPolicy,
+    RetryThrottling,
+    ServiceConfig,
+)
 
 __all__ = [
     "Backoff",
     "BackoffConfig",
     "FailurePercentageEjection",
+    "HedgingPolicy",
+    "MethodConfig",
     "OutlierConfig",
     "OutlierDetectionConfig",
     "OutlierDetector",
     "OutlierEjector",
+    "RetryPolicy",
+    "RetryThrottling",
+    "ServiceConfig",
     "SuccessRateEjection",
 ]

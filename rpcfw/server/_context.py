@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
+from google.protobuf.message import Message as ProtobufMessage
+
+from .._rich_status import RichStatus
 from .._status import Status
 from .._wire import GRPC_CONTENT_TYPE, frame_message, trailers_for
 from ..compression import Compression, accepts, encoding_name
@@ -177,12 +181,19 @@ class CallContext:
         """Metadata to send with the status at the end of the call."""
         self._trailing = encode_metadata(metadata)
 
-    def abort(self, status: Status, message: str | None = None) -> NoReturn:
+    def abort(
+        self,
+        status: Status,
+        message: str | None = None,
+        *,
+        details: RichStatus | Iterable[ProtobufMessage] | None = None,
+    ) -> NoReturn:
         """End the call now with ``status`` (raises RpcError, which the server turns into
-        the response status)."""
+        the response status). ``details``: a rich status for ``grpc-status-details-bin``,
+        a ``RichStatus`` or protobuf messages (packed into ``Any``; see ``RpcError``)."""
         if status is Status.OK:
             raise ValueError("abort() needs an error status")
-        raise RpcError(status, message)
+        raise RpcError(status, message, details=details)
 
     # -- used by the dispatcher ----------------------------------------------------------
     async def send_message(self, payload: bytes) -> None:

@@ -22,6 +22,7 @@ from .._method import ServerMethod
 from .._status import Cardinality, Status
 from .._wire import (
     GRPC_CONTENT_TYPE,
+    details_trailer,
     is_grpc_content_type,
     message_payload,
     parse_message_prefix,
@@ -250,6 +251,8 @@ async def handle_request(
     except RpcError as exc:
         if context is not None:
             trailing = encode_metadata(exc.trailing_metadata) if exc.trailing_metadata else None
+            if exc.details is not None:
+                trailing = [*(trailing or ()), details_trailer(exc.details)]
             await _finish_with_error(context, exc.status, exc.message, trailing)
     except anyio.get_cancelled_exc_class():
         # the handler's task was cancelled (the server is going away): the client hears

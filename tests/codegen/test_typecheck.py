@@ -18,6 +18,7 @@ from .conftest import PACKAGES, REPO
 CONSUMER = '''\
 """Every generated shape, used correctly."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import assert_type
 
@@ -25,6 +26,7 @@ import rpcfw
 
 from {pkg}.a.b.c.deep_rpcfw import DeepStub, ItemDetail, PageCursor
 from {pkg}.echo.v1.echo_rpcfw import (
+    ECHO_SERVER_STREAM,
     ECHO_UNARY,
     EchoBase,
     EchoRequest,
@@ -81,6 +83,23 @@ async def client(channel: rpcfw.Channel) -> list[str]:
         out.append(r.message)
     r2 = await echo.client_stream([EchoRequest(message="a")], wait_for_ready=True)
     out.append(r2.message)
+    assert_type(await asyncio.create_task(echo.client_stream([])), EchoResponse)
+    async with echo.client_stream(timeout=1.0) as upload:
+        assert_type(upload, rpcfw.ClientStreamCall[EchoRequest, EchoResponse])
+        await upload.send(EchoRequest(message="c"))
+        assert_type(await upload.response(), EchoResponse)
+        assert_type(await upload, EchoResponse)
+        assert_type(upload.status, rpcfw.Status | None)
+    unary_call = channel.unary_call(ECHO_UNARY, EchoRequest(message="d"))
+    assert_type(unary_call, rpcfw.UnaryCall[EchoResponse])
+    assert_type(await unary_call, EchoResponse)
+    assert_type(unary_call.trailing_metadata, rpcfw.Metadata | None)
+    assert_type(await unary_call.wait_initial_metadata(), rpcfw.Metadata)
+    assert_type(unary_call.cancel(), bool)
+    listing = channel.server_stream_call(ECHO_SERVER_STREAM, EchoRequest(count=1))
+    async for r in listing:
+        assert_type(r, EchoResponse)
+    assert_type(listing.peer, str | None)
     async with echo.bidi() as stream:
         assert_type(stream, rpcfw.BidiStream[EchoRequest, EchoResponse])
         await stream.send(EchoRequest(message="b"))

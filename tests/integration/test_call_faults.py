@@ -104,7 +104,7 @@ async def test_bidi_cancel_wakes_the_reader_with_cancelled(
         await stream.send(echo_pb.EchoRequest(delay_ms=5000))
         reader = asyncio.ensure_future(stream.recv())
         await asyncio.sleep(0.1)
-        await stream.cancel()
+        assert stream.cancel()
         with pytest.raises(rpcfw.RpcError) as info:
             await asyncio.wait_for(reader, 2)
         assert info.value.status is Status.CANCELLED

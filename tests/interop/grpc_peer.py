@@ -1,7 +1,8 @@
 """The grpcio side of the interop tests, built without grpc codegen.
 
 ``GrpcEcho`` is a grpc.aio servicer with the fault hooks of tests/echo_service.py (``abort:<code>:
-<text>``, ``raise``, ``deadline``, ``delay_ms``, ``count``, ``x-*`` metadata echoed as initial and
+<text>``, ``details:<code>:<text>`` with grpc-status-details-bin set as trailing metadata,
+``raise``, ``deadline``, ``delay_ms``, ``count``, ``x-*`` metadata echoed as initial and
 trailing metadata, cancelled calls recorded in ``.cancelled``), so one test body can run against
 an rpcfw server and a grpcio server. ``GrpcEchoClient`` holds grpc.aio multi-callables for the
 four Echo methods. Messages are the protobuf-backend classes of the generated echo module.
@@ -15,6 +16,9 @@ from types import ModuleType
 from typing import Any
 
 import grpc
+from google.protobuf import duration_pb2, wrappers_pb2
+
+from ..status_proto import StatusProto
 
 __all__ = [
     "BIDI",
@@ -33,6 +37,7 @@ CLIENT_STREAM = f"/{SERVICE}/ClientStream"
 BIDI = f"/{SERVICE}/Bidi"
 
 STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+DETAILS = "grpc-status-details-bin"
 
 
 class GrpcEcho:
@@ -70,6 +75,14 @@ class GrpcEcho:
             context.set_trailing_metadata(echoed)
         if request.message.startswith("abort:"):
             _, code, text = request.message.split(":", 2)
+            await context.abort(STATUS_CODES[int(code)], text)
+        if request.message.startswith("details:"):  # as grpcio-status's abort_with_status
+            _, code, text = request.message.split(":", 2)
+            status = StatusProto(code=int(code), message=text)
+            status.details.add().Pack(duration_pb2.Duration(seconds=7))
+            status.details.add().Pack(wrappers_pb2.StringValue(value=text))
+            trailing = (*(echoed if first else ()), (DETAILS, status.SerializeToString()))
+            context.set_trailing_metadata(trailing)
             await context.abort(STATUS_CODES[int(code)], text)
         if request.message == "raise":
             raise ValueError("boom")

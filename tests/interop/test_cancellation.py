@@ -59,7 +59,7 @@ async def test_rpcfw_bidi_cancel_wakes_the_reader_with_cancelled_and_stops_the_s
             reader = asyncio.ensure_future(stream.recv())
             await handler_running(server)
             start = time.monotonic()
-            await stream.cancel()
+            assert stream.cancel()
             with pytest.raises(rpcfw.RpcError) as info:
                 await reader
             assert time.monotonic() - start < 0.5

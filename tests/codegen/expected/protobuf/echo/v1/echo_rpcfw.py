@@ -4,7 +4,7 @@
 
 import abc
 import typing
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Mapping
 
 import rpcfw
 
@@ -61,14 +61,32 @@ class EchoStub:
         """Server streaming: `count` replies to one request."""
         return self._channel.unary_stream(ECHO_SERVER_STREAM, request, **options)
 
-    async def client_stream(
+    @typing.overload
+    def client_stream(
+        self, requests: None = None, /, **options: typing.Unpack[rpcfw.CallOptions]
+    ) -> rpcfw.ClientStreamCall[EchoRequest, EchoResponse]: ...
+
+    @typing.overload
+    def client_stream(
         self,
         requests: Iterable[EchoRequest] | AsyncIterable[EchoRequest],
         /,
         **options: typing.Unpack[rpcfw.CallOptions],
-    ) -> EchoResponse:
+    ) -> Coroutine[typing.Any, typing.Any, EchoResponse]: ...
+
+    def client_stream(
+        self,
+        requests: Iterable[EchoRequest] | AsyncIterable[EchoRequest] | None = None,
+        /,
+        **options: typing.Unpack[rpcfw.CallOptions],
+    ) -> (
+        rpcfw.ClientStreamCall[EchoRequest, EchoResponse]
+        | Coroutine[typing.Any, typing.Any, EchoResponse]
+    ):
         """Client streaming: one reply joining every request's message."""
-        return await self._channel.stream_unary(ECHO_CLIENT_STREAM, requests, **options)
+        if requests is None:
+            return self._channel.client_stream_call(ECHO_CLIENT_STREAM, **options)
+        return self._channel.stream_unary(ECHO_CLIENT_STREAM, requests, **options)
 
     @typing.overload
     def bidi(
