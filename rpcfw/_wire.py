@@ -6,6 +6,8 @@ import base64
 import platform
 from collections.abc import Iterable
 
+import anyio.to_thread
+
 from . import __about__
 from ._rich_status import DETAILS_KEY, RichStatus
 from ._status import Status
@@ -20,8 +22,10 @@ __all__ = [
     "USER_AGENT",
     "details_trailer",
     "frame_message",
+    "frame_message_async",
     "is_grpc_content_type",
     "message_payload",
+    "message_payload_async",
     "parse_message_prefix",
     "rst_code_to_status",
     "status_from_headers",
@@ -70,6 +74,29 @@ def parse_message_prefix(prefix: bytes, max_length: int) -> int:
     if length > max_length:
         raise MessageTooLargeError(length, max_length, "Received")
     return length
+
+
+#: messages at least this large are compressed / decompressed in a worker thread: zlib
+#: releases the GIL, so the event loop goes on serving other calls meanwhile
+ZLIB_IN_THREAD_MIN = 32 * 1024
+
+
+async def frame_message_async(
+    payload: bytes, max_length: int | None = None, encoding: str | None = None
+) -> bytes:
+    """``frame_message``; a large message is compressed in a worker thread."""
+    if encoding is None or len(payload) < ZLIB_IN_THREAD_MIN:
+        return frame_message(payload, max_length, encoding)
+    return await anyio.to_thread.run_sync(frame_message, payload, max_length, encoding)
+
+
+async def message_payload_async(
+    flag: int, data: bytes, encoding: str | None, max_length: int
+) -> bytes:
+    """``message_payload``; a large compressed message is decompressed in a worker thread."""
+    if flag == 0 or len(data) < ZLIB_IN_THREAD_MIN // 8:  # compressed: its output is larger
+        return message_payload(flag, data, encoding, max_length)
+    return await anyio.to_thread.run_sync(message_payload, flag, data, encoding, max_length)
 
 
 def message_payload(flag: int, data: bytes, encoding: str | None, max_length: int) -> bytes:

@@ -20,8 +20,9 @@ from .._runtime import ChannelRuntime
 from .._status import Status
 from .._wire import (
     frame_message,
+    frame_message_async,
     is_grpc_content_type,
-    message_payload,
+    message_payload_async,
     parse_message_prefix,
     rst_code_to_status,
     status_from_headers,
@@ -187,11 +188,7 @@ class ClientCall(Generic[ReqT, RespT]):
         """Open the stream: headers and (optionally) the first message in one write."""
         if not self._conn.ready:
             raise StreamRefusedError("connection is draining or closed")
-        payload = (
-            None
-            if first is None
-            else frame_message(first.SerializeToString(), self._max_send, self._encoding)
-        )
+        payload = None if first is None else await self._frame(first.SerializeToString())
         try:
             stream = self._conn.try_open_stream(self._headers, end and payload is None)
             if stream is None:  # at the server's stream limit: wait for a slot
@@ -210,6 +207,11 @@ class ClientCall(Generic[ReqT, RespT]):
             await self._drain()
         self._end_sent = end
 
+    async def _frame(self, payload: bytes) -> bytes:
+        if self._encoding is None:
+            return frame_message(payload, self._max_send)
+        return await frame_message_async(payload, self._max_send, self._encoding)
+
     async def _drain(self) -> None:
         assert self._stream is not None
         if not self._stream.needs_drain:
@@ -226,7 +228,7 @@ class ClientCall(Generic[ReqT, RespT]):
             return
         if self._end_sent:
             raise RpcError(Status.INTERNAL, "cannot send after done_writing()")
-        payload = frame_message(message.SerializeToString(), self._max_send, self._encoding)
+        payload = await self._frame(message.SerializeToString())
         if self.hooks is not None:
             self._sent(message, payload)
         try:
@@ -335,7 +337,7 @@ class ClientCall(Generic[ReqT, RespT]):
         data = stream.take(5 + length, 5)
         if prefix[0]:
             try:
-                data = message_payload(1, data, self._response_encoding, self._max_recv)
+                data = await message_payload_async(1, data, self._response_encoding, self._max_recv)
             except RpcError:
                 self.reset(ErrorCode.CANCEL)
                 raise

@@ -10,7 +10,7 @@ from google.protobuf.message import Message as ProtobufMessage
 
 from .._rich_status import RichStatus
 from .._status import Status
-from .._wire import GRPC_CONTENT_TYPE, frame_message, trailers_for
+from .._wire import GRPC_CONTENT_TYPE, frame_message, frame_message_async, trailers_for
 from ..compression import Compression, accepts, encoding_name
 from ..errors import RpcError
 from ..interceptors.base import ServerCallStats
@@ -199,7 +199,12 @@ class CallContext:
     async def send_message(self, payload: bytes) -> None:
         if not self._headers_sent:
             await self.send_initial_metadata()
-        await self._stream.send_data(frame_message(payload, self._max_send, self._compression))
+        framed = (
+            frame_message(payload, self._max_send)
+            if self._compression is None
+            else await frame_message_async(payload, self._max_send, self._compression)
+        )
+        await self._stream.send_data(framed)
 
     async def send_status(
         self, status: Status, message: str | None, extra: list[tuple[str, str]] | None = None
@@ -237,7 +242,11 @@ class CallContext:
 
     async def send_unary(self, payload: bytes) -> None:
         """Headers, message and OK trailers queued together: one socket write."""
-        framed = frame_message(payload, self._max_send, self._compression)
+        framed = (
+            frame_message(payload, self._max_send)
+            if self._compression is None
+            else await frame_message_async(payload, self._max_send, self._compression)
+        )
         stream = self._stream
         if not self._headers_sent:
             self._headers_sent = True

@@ -24,7 +24,7 @@ from .._wire import (
     GRPC_CONTENT_TYPE,
     details_trailer,
     is_grpc_content_type,
-    message_payload,
+    message_payload_async,
     parse_message_prefix,
     trailers_for,
 )
@@ -69,7 +69,10 @@ async def _read_message(stream: Stream, max_receive: int, encoding: str | None) 
     length = parse_message_prefix(prefix, max_receive)
     if not await stream.fill(5 + length):
         raise RpcError(Status.INTERNAL, "request stream ended in the middle of a message")
-    return message_payload(prefix[0], stream.take(5 + length, 5), encoding, max_receive)
+    data = stream.take(5 + length, 5)
+    if prefix[0] == 0:
+        return data
+    return await message_payload_async(prefix[0], data, encoding, max_receive)
 
 
 def _decode(method: ServerMethod[Any, Any], data: bytes) -> Any:
