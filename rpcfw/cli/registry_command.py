@@ -1,17 +1,28 @@
-"""``rpcfw registry ls|watch``: what etcd says about registered services."""
+"""``rpcfw registry ls|watch``: what etcd says about registered services;
+``rpcfw registry config get|set|delete``: the service config channels read from etcd."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..balancer.base import Endpoint
 from ..etcd.api import EtcdError
-from ..registry.instance import DEFAULT_PREFIX, Instance, parse_instance
+from ..policy.service_config import ServiceConfig
+from ..registry.instance import (
+    DEFAULT_CONFIG_PREFIX,
+    DEFAULT_PREFIX,
+    Instance,
+    config_key,
+    parse_instance,
+)
 
 __all__ = ["registry_app"]
 
@@ -154,3 +165,94 @@ def watch(
             asyncio.run(_watch(etcd, service, prefix, duration))
     except EtcdError as exc:
         raise _fail(f"etcd at {etcd}: {exc}") from None
+
+
+# -- rpcfw registry config get|set|delete -----------------------------------------------------
+config_app = typer.Typer(
+    help="The service config (retry / hedging policies, timeouts; gRPC JSON) that channels "
+    "to a service read from etcd at <config-prefix>/<service>. Exit codes: 0 done, 1 no "
+    "config (get), 2 invalid config or usage, 3 etcd unreachable.",
+    no_args_is_help=True,
+)
+registry_app.add_typer(config_app, name="config")
+
+ConfigPrefixOption = Annotated[
+    str, typer.Option("--config-prefix", help="Key prefix of service configs.")
+]
+ServiceArgument = Annotated[str, typer.Argument(help="The service, e.g. echo.v1.Echo.")]
+
+
+async def _config_op(url: str, op: str, key: str, value: bytes = b"") -> bytes | None:
+    from ..etcd import Etcd3PyClient
+
+    client = Etcd3PyClient(_endpoints(url))
+    try:
+        if op == "get":
+            snapshot = await client.get_prefix(key)
+            return next((kv.value for kv in snapshot.items if kv.key == key), None)
+        if op == "set":
+            await client.put(key, value)
+        else:
+            await client.delete(key)
+        return None
+    finally:
+        await client.close()
+
+
+def _run_config_op(url: str, op: str, key: str, value: bytes = b"") -> bytes | None:
+    try:
+        return asyncio.run(_config_op(url, op, key, value))
+    except EtcdError as exc:
+        raise _fail(f"etcd at {url}: {exc}") from None
+
+
+@config_app.command("get")
+def config_get(
+    service: ServiceArgument,
+    etcd: EtcdOption,
+    config_prefix: ConfigPrefixOption = DEFAULT_CONFIG_PREFIX,
+) -> None:
+    """Print SERVICE's service config as stored (exit 1 if there is none)."""
+    key = config_key(service, config_prefix)
+    value = _run_config_op(etcd, "get", key)
+    if value is None:
+        typer.echo(f"no service config for {service} ({key})", err=True)
+        raise typer.Exit(1)
+    typer.echo(value.decode(errors="replace"))
+
+
+@config_app.command("set")
+def config_set(
+    service: ServiceArgument,
+    file: Annotated[str, typer.Argument(help="A JSON service config file ('-': stdin).")],
+    etcd: EtcdOption,
+    config_prefix: ConfigPrefixOption = DEFAULT_CONFIG_PREFIX,
+) -> None:
+    """Validate FILE as a gRPC service config and store it for SERVICE: running channels
+    apply it to the calls they start from then on. An invalid config is refused (exit 2)."""
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        ServiceConfig.from_json(text)
+    except Exception as exc:  # the resolver would refuse it too
+        typer.echo(f"error: invalid service config: {exc}", err=True)
+        raise typer.Exit(2) from None
+    compact = json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True)
+    key = config_key(service, config_prefix)
+    _run_config_op(etcd, "set", key, compact.encode())
+    typer.echo(f"stored {key}")
+
+
+@config_app.command("delete")
+def config_delete(
+    service: ServiceArgument,
+    etcd: EtcdOption,
+    config_prefix: ConfigPrefixOption = DEFAULT_CONFIG_PREFIX,
+) -> None:
+    """Remove SERVICE's service config: channels fall back to their own."""
+    key = config_key(service, config_prefix)
+    _run_config_op(etcd, "delete", key)
+    typer.echo(f"deleted {key}")

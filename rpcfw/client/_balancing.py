@@ -39,7 +39,7 @@ from ..balancer.base import (
 )
 from ..errors import ChannelClosedError, RpcError
 from ..policy.backoff import BackoffConfig
-from ..resolver.base import Resolver
+from ..resolver.base import Resolver, ServiceConfigListener
 from ..resolver.registry import create_resolver
 from ..resolver.target import Target
 from ._call import DEADLINE_EXCEEDED
@@ -83,6 +83,7 @@ class BalancingCore:
         backoff: BackoffConfig,
         health: HealthCheck | None = None,
         options: ConnectionOptions | None = None,
+        config_listener: ServiceConfigListener | None = None,
     ) -> None:
         self._balancer_factory = balancer_factory
         self._backoff = backoff
@@ -107,8 +108,14 @@ class BalancingCore:
         #: set (and dropped) when ``state`` changes; made by the first waiter
         self._state_changed: EventLike | None = None
         self._resolver_error: str | None = None
+        #: the resolver reported once (endpoints or an error): its service config, if it has
+        #: one, arrived before (see ``wait_resolved``)
+        self.resolved = False
+        self._resolved_event: EventLike | None = None
         # the resolver is built now so a bad target fails at Channel(...), not on first call
         self.resolver = create_resolver(target, self._on_resolved)
+        # service configs the resolver finds (if any) go straight to the channel
+        self.resolver.config_listener = config_listener
 
     def set_health_check(self, health: HealthCheck) -> None:
         """Watch grpc.health.v1 on every subchannel created from now on."""
@@ -176,6 +183,12 @@ class BalancingCore:
             self._running = False
 
     def _on_resolved(self, update: Sequence[Endpoint] | Exception) -> None:
+        if not self.resolved:
+            self.resolved = True
+            event, self._resolved_event = self._resolved_event, None
+            if event is not None:
+                event.set()
+
         def apply() -> None:
             assert self.balancer is not None
             if isinstance(update, Exception):
@@ -322,6 +335,26 @@ class BalancingCore:
             except TimeoutError:
                 raise RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED) from None
 
+    async def wait_resolved(self, deadline: float | None) -> None:
+        """Start the resolver if needed and wait for its first report (endpoints or an error),
+        so that a call sees the service config the resolver publishes with it. Raises
+        DEADLINE_EXCEEDED at ``deadline``, ChannelClosedError if the channel closes."""
+        runtime = self.ensure_runtime()
+        while not self.resolved:
+            if self.closed:
+                raise ChannelClosedError()
+            if self._resolved_event is None:
+                self._resolved_event = runtime.event()
+            event = self._resolved_event
+            try:
+                if deadline is None:
+                    await event.wait()
+                else:
+                    async with runtime.timeout(max(0.0, deadline - runtime.now())):
+                        await event.wait()
+            except TimeoutError:
+                raise RpcError(Status.DEADLINE_EXCEEDED, DEADLINE_EXCEEDED) from None
+
     def _on_deferred(self, subchannel: Subchannel) -> None:
         self._deferred.add(subchannel)
 
@@ -346,6 +379,8 @@ class BalancingCore:
                 return
             assert self._picker_changed is not None and self.runtime is not None
             self._picker_changed.set()  # wake waiting calls: they see the channel closed
+            if self._resolved_event is not None:
+                self._resolved_event.set()
             if self.balancer is not None:
                 self.balancer.close()
             subchannels = [*self.subchannels, *self._draining]

@@ -112,6 +112,10 @@ class Channel:
     ``allow_insecure_call_credentials`` (grpcio refuses it too). Per call: ``call_credentials=``.
     ``interceptors``: ``rpcfw.ClientInterceptor`` objects run around every call, in order
     (see ``rpcfw.interceptors``).
+    ``service_config``: retry / hedging policies and timeouts (gRFC A6). It is the default: a
+    service config the resolver provides (``etcd://`` and ``local://`` read
+    ``/rpcfw/config/<service>``) replaces it while there is one, unless
+    ``use_resolver_config=False`` (gRPC's ``disable_service_config_lookup``).
     """
 
     def __init__(
@@ -133,9 +137,13 @@ class Channel:
         allow_insecure_call_credentials: bool = False,
         interceptors: Sequence[ClientInterceptor] = (),
         service_config: ServiceConfig | str | Mapping[str, Any] | None = None,
+        use_resolver_config: bool = True,
     ) -> None:
         self.target = target
-        self._service_config: ServiceConfig | None = None
+        self._service_config: ServiceConfig | None = None  # the one calls use
+        self._default_config: ServiceConfig | None = None  # the channel's own
+        self._resolver_config: ServiceConfig | None = None  # the resolver's, if any
+        self._config_lookup = use_resolver_config
         self._method_policies: dict[str, MethodPolicy | None] = {}
         self._retry_throttle: RetryThrottle | None = None
         self.set_service_config(service_config)
@@ -151,6 +159,7 @@ class Channel:
             factory,
             connect_backoff or BackoffConfig(),
             options=ConnectionOptions(http2 or H2Config(), keepalive, self._tls),
+            config_listener=self._on_resolver_config if use_resolver_config else None,
         )
         self._task_group: anyio.abc.TaskGroup | None = None
         self._compression = encoding_name(compression)
@@ -177,14 +186,38 @@ class Channel:
     def __repr__(self) -> str:
         return f"Channel({self.target!r})"
 
+    @property
+    def service_config(self) -> ServiceConfig | None:
+        """The service config calls started now use: the resolver's while it provides one
+        (and ``use_resolver_config``), else the channel's own (``service_config=``,
+        ``set_service_config``)."""
+        return self._service_config
+
     def set_service_config(self, config: ServiceConfig | str | Mapping[str, Any] | None) -> None:
-        """Apply a gRPC service config (typed, JSON text or decoded JSON; None: none) to the
-        calls started from now on: per-method retry / hedging policies and timeouts, retry
-        throttling (a fresh token bucket). Invalid configs raise ValueError."""
-        parsed = ServiceConfig.of(config)
-        self._service_config = parsed
+        """Set the channel's own gRPC service config (typed, JSON text or decoded JSON; None:
+        none) for the calls started from now on: per-method retry / hedging policies and
+        timeouts, retry throttling (a fresh token bucket). While the resolver provides a
+        config, that one applies instead (this one is the default again once it is gone).
+        Invalid configs raise ValueError."""
+        self._default_config = ServiceConfig.of(config)
+        self._use_config(self._resolver_config or self._default_config)
+
+    def _on_resolver_config(self, config: ServiceConfig | None) -> None:
+        """The resolver found a (validated) service config for the target, or none any more."""
+        self._resolver_config = config
+        effective = config or self._default_config
+        if effective != self._service_config:
+            log.info(
+                "%s: using the %s service config",
+                self.target,
+                "resolver's" if config is not None else "channel's",
+            )
+            self._use_config(effective)
+
+    def _use_config(self, config: ServiceConfig | None) -> None:
+        self._service_config = config
         self._method_policies = {}
-        throttling = None if parsed is None else parsed.retry_throttling
+        throttling = None if config is None else config.retry_throttling
         self._retry_throttle = None if throttling is None else RetryThrottle(throttling)
 
     def _check_credentials_allowed(self) -> None:
@@ -415,6 +448,8 @@ class Channel:
         self, spec: MethodSpec[ReqT, RespT], request: ReqT, **options: Unpack[CallOptions]
     ) -> RespT:
         deadline = effective_deadline(options.get("timeout"))
+        if self._config_lookup and not self._core.resolved:  # the first calls: wait for the
+            await self._core.wait_resolved(deadline)  # resolver, it may bring a config
         if self._service_config is not None:  # retries, hedging, timeouts: see _retry.py
             policies = self._method_policies
             if spec.path not in policies:
@@ -495,7 +530,11 @@ class Channel:
     ) -> UnaryCall[RespT]:
         """A unary call as a ``UnaryCall``: ``reply = await call``, then (or meanwhile)
         ``call.initial_metadata``, ``trailing_metadata``, ``status``, ``peer``, ``cancel()``.
-        ``spec``: the generated method constant (``ECHO_UNARY``). Starts when first awaited."""
+        ``spec``: the generated method constant (``ECHO_UNARY``). Starts when first awaited.
+        Not retried nor hedged by the service config (its ``timeout`` is not applied either):
+        the object is backed by one ``ClientCall`` from its opening, while a retried call picks
+        its attempt only when it commits (the response message); use ``unary_unary`` (the
+        stub) for policies."""
         deadline = effective_deadline(options.get("timeout"))
         return UnaryCall(
             lambda: self._open(spec, options, request, True, deadline), self._core.ensure_runtime

@@ -3,7 +3,15 @@
 from collections.abc import Sequence
 
 from .base import Registrar
-from .instance import DEFAULT_PREFIX, Instance, instance_key, parse_instance, service_prefix
+from .instance import (
+    DEFAULT_CONFIG_PREFIX,
+    DEFAULT_PREFIX,
+    Instance,
+    config_key,
+    instance_key,
+    parse_instance,
+    service_prefix,
+)
 from .local import LocalStore, default_store
 from .registrar import LeaseRegistrar
 from .tracker import Diff, InstanceTracker
@@ -27,6 +35,7 @@ def etcd_registrar(
 
 __all__ = (
     "etcd_registrar",
+    "DEFAULT_CONFIG_PREFIX",
     "DEFAULT_PREFIX",
     "Diff",
     "Instance",
@@ -34,6 +43,7 @@ __all__ = (
     "LeaseRegistrar",
     "LocalStore",
     "Registrar",
+    "config_key",
     "default_store",
     "instance_key",
     "parse_instance",

@@ -3,6 +3,9 @@
 Layout: ``<prefix>/<service>/<instance-id>`` -> JSON
 ``{"address", "port", "weight", "zone", "version", "metadata"}``;
 default prefix ``/rpcfw/services``.
+
+Service config (gRFC A6 JSON, read by the resolver of every channel to the service):
+``<config prefix>/<service>``, default ``/rpcfw/config/<service>`` (no lease).
 """
 
 from __future__ import annotations
@@ -14,9 +17,18 @@ from typing import Any
 
 from ..balancer.base import Endpoint
 
-__all__ = ["DEFAULT_PREFIX", "Instance", "instance_key", "parse_instance", "service_prefix"]
+__all__ = [
+    "DEFAULT_CONFIG_PREFIX",
+    "DEFAULT_PREFIX",
+    "Instance",
+    "config_key",
+    "instance_key",
+    "parse_instance",
+    "service_prefix",
+]
 
 DEFAULT_PREFIX = "/rpcfw/services"
+DEFAULT_CONFIG_PREFIX = "/rpcfw/config"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +69,11 @@ class Instance:
 def service_prefix(prefix: str, service: str) -> str:
     """The key prefix all instances of ``service`` live under (ends with ``/``)."""
     return f"{prefix.rstrip('/')}/{service}/"
+
+
+def config_key(service: str, config_prefix: str = DEFAULT_CONFIG_PREFIX) -> str:
+    """The key holding ``service``'s service config JSON."""
+    return f"{config_prefix.rstrip('/')}/{service}"
 
 
 def instance_key(prefix: str, instance: Instance) -> str:

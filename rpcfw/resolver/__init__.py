@@ -1,6 +1,6 @@
 """Resolvers: targets to endpoint sets (static, dns, unix; pluggable by scheme)."""
 
-from .base import Resolver, ResolverFactory, ResolverListener
+from .base import Resolver, ResolverFactory, ResolverListener, ServiceConfigListener
 from .dns import DnsResolver
 from .registry import create_resolver, register_resolver, registered_schemes
 from .static import StaticResolver
@@ -12,6 +12,7 @@ __all__ = (
     "Resolver",
     "ResolverFactory",
     "ResolverListener",
+    "ServiceConfigListener",
     "StaticResolver",
     "Target",
     "UnixResolver",

@@ -1,4 +1,6 @@
-"""Resolver contract: turns a target into endpoint sets, pushed to a listener over time."""
+"""Resolver contract: turns a target into endpoint sets, pushed to a listener over time, and
+optionally a service config, pushed to ``config_listener`` (set by the channel before
+``start``; resolvers that never call ``publish_service_config`` keep working unchanged)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,17 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from .._runtime import AsyncioRuntime, ChannelRuntime, TaskHandle
 from ..balancer.base import Endpoint
+from ..policy.service_config import ServiceConfig
 from .target import Target
 
-__all__ = ["Resolver", "ResolverFactory", "ResolverListener"]
+__all__ = ["Resolver", "ResolverFactory", "ResolverListener", "ServiceConfigListener"]
 
 #: Called with a full new endpoint set, or with an error (the channel keeps what it had).
 ResolverListener = Callable[[Sequence[Endpoint] | Exception], None]
+
+#: Called with the service config the resolver found for its target, or None when it has none
+#: (the channel then uses its own ``service_config``).
+ServiceConfigListener = Callable[[ServiceConfig | None], None]
 
 
 class Resolver(abc.ABC):
@@ -21,6 +28,9 @@ class Resolver(abc.ABC):
 
     #: the channel's runtime, set before ``start`` (asyncio when used on its own)
     runtime: ChannelRuntime | None = None
+    #: where service configs go (set by the channel before ``start``; None: nobody wants them,
+    #: a resolver may then skip looking them up)
+    config_listener: ServiceConfigListener | None = None
 
     def __init__(self, target: Target, listener: ResolverListener) -> None:
         self.target = target
@@ -36,6 +46,11 @@ class Resolver(abc.ABC):
         if self.runtime is None:
             self.runtime = AsyncioRuntime()
         return self.runtime.spawn(fn, what)
+
+    def publish_service_config(self, config: ServiceConfig | None) -> None:
+        """Hand a (validated) service config to the channel; None: the target has none."""
+        if self.config_listener is not None:
+            self.config_listener(config)
 
     def resolve_now(self) -> None:  # noqa: B027 (optional hook)
         """A hint that endpoints may have changed (e.g. a connection was lost)."""

@@ -17,19 +17,30 @@ Reads a consistent snapshot of the service's prefix, then watches from its revis
   counted in ``stats``.
 
 Bursts of changes within ``coalesce`` seconds reach the balancer as one update.
+
+Service config: when the channel listens for one (``config_listener``), the key
+``<config_prefix>/<service>`` (default ``/rpcfw/config/<service>``) is read and watched too, by a
+second loop: its value (gRFC A6 JSON) is validated and handed to the channel; a deleted key
+hands over None. An invalid value is logged once (per value) and counted
+(``stats["config_invalid"]``); the channel keeps the config it had. After any watch failure
+the loop reads the key again and watches from that read's revision + 1, so no change is
+missed. The first endpoint snapshot waits (up to 2 s) for the first read of the key, so the
+first calls already see the config.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
 from .._runtime import TaskHandle
 from ..balancer.base import Cancellable, Endpoint
-from ..etcd.api import EtcdClient, EtcdError, WatchCompacted
+from ..etcd.api import EtcdClient, EtcdError, WatchCompacted, WatchEventType
 from ..policy.backoff import Backoff, BackoffConfig
-from ..registry.instance import DEFAULT_PREFIX, service_prefix
+from ..policy.service_config import ServiceConfig
+from ..registry.instance import DEFAULT_CONFIG_PREFIX, DEFAULT_PREFIX, config_key, service_prefix
 from ..registry.settling import SettlingView
 from ..registry.state_log import StateLog
 from ..registry.tracker import InstanceTracker
@@ -39,6 +50,9 @@ from .target import Target
 __all__ = ["RegistryResolver"]
 
 log = logging.getLogger("rpcfw.resolver")
+
+#: how long the first endpoint snapshot waits for the first read of the service config
+_FIRST_CONFIG_WAIT = 2.0
 
 
 class RegistryResolver(Resolver):
@@ -53,6 +67,7 @@ class RegistryResolver(Resolver):
         settle: float = 5.0,
         backoff: BackoffConfig | None = None,
         close_client: Callable[[], object] | None = None,
+        config_prefix: str = DEFAULT_CONFIG_PREFIX,
     ) -> None:
         super().__init__(target, listener)
         self.service = target.endpoint.strip("/")
@@ -72,6 +87,12 @@ class RegistryResolver(Resolver):
         self._push: Cancellable | None = None
         self._settle_timer: Cancellable | None = None
         self._state = StateLog(log, "starting")
+        self.config_key = config_key(self.service, config_prefix)
+        #: the service config last handed to the channel (None: none in the registry)
+        self.service_config: ServiceConfig | None = None
+        self._config_raw: bytes | None = None  # the key's value last seen, valid or not
+        self._config_task: TaskHandle | None = None
+        self._config_read: asyncio.Event | None = None  # set after the first read (or failure)
 
     @property
     def authority(self) -> str:
@@ -98,6 +119,11 @@ class RegistryResolver(Resolver):
             raise RuntimeError(
                 f"{self.target.scheme}:// targets run on asyncio only (the registry clients "
                 "are asyncio code); use a static or dns target on trio"
+            )
+        if self.config_listener is not None:
+            self._config_read = asyncio.Event()
+            self._config_task = self.spawn(
+                self._run_config, f"service config watch of {self.service}"
             )
         self._task = self.spawn(self._run, f"registry resolver of {self.service}")
 
@@ -146,6 +172,67 @@ class RegistryResolver(Resolver):
         if self.published:
             self.settling.resynced(self._now(), self.published)
 
+    # -- the service config ----------------------------------------------------------------
+    def _apply_config(self, raw: bytes | None) -> None:
+        """The config key now holds ``raw`` (None: absent): validate it and tell the channel
+        if the config changed; an invalid value is logged once and changes nothing."""
+        if raw == self._config_raw:
+            return
+        self._config_raw = raw
+        config: ServiceConfig | None = None
+        if raw is not None:
+            try:
+                config = ServiceConfig.from_json(raw)
+            except Exception as exc:  # ValueError, or a malformed structure (TypeError, ...)
+                self._state.count("config_invalid")
+                log.warning(
+                    "invalid service config at %s (%s); keeping the previous one",
+                    self.config_key,
+                    exc,
+                )
+                return
+        if config == self.service_config:
+            return
+        self.service_config = config
+        self._state.count("config_updated")
+        log.info(
+            "service config of %s %s",
+            self.service,
+            "removed" if config is None else f"updated from {self.config_key}",
+        )
+        self.publish_service_config(config)
+
+    async def _run_config(self) -> None:
+        key = self.config_key
+        backoff = Backoff(self._backoff)
+        while True:
+            try:
+                snapshot = await self.client.get_prefix(key)
+                self._apply_config(next((kv.value for kv in snapshot.items if kv.key == key), None))
+                if self._config_read is not None:
+                    self._config_read.set()
+                async for batch in self.client.watch_prefix(key, snapshot.revision + 1):
+                    for event in batch:
+                        if event.key == key:
+                            put = event.type is WatchEventType.PUT
+                            self._apply_config(event.value if put else None)
+                    backoff.reset()
+                raise EtcdError("watch stream ended")
+            except EtcdError:  # the endpoint loop logs outages; read the key again after it
+                self._state.count("config_watch_failed")
+            except Exception:
+                self._state.count("config_watch_failed")
+                log.exception("service config watch of %s failed; restarting it", self.service)
+            if self._config_read is not None:
+                self._config_read.set()  # never hold the endpoints back for the config
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _first_config_read(self) -> None:
+        if self._config_read is not None and not self._config_read.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_FIRST_CONFIG_WAIT):
+                    await self._config_read.wait()
+
     # -- the watch loop --------------------------------------------------------------------
     async def _run(self) -> None:
         keys = service_prefix(self.prefix, self.service)
@@ -172,6 +259,7 @@ class RegistryResolver(Resolver):
                     self._publish(force=True)
                     after_error = False
                 if snapshot_needed:
+                    await self._first_config_read()
                     snapshot = await self.client.get_prefix(keys)
                     if self.published is not None:  # not the first snapshot: a resync
                         self._resynced()
@@ -219,11 +307,13 @@ class RegistryResolver(Resolver):
         for timer in (self._push, self._settle_timer):
             if timer is not None:
                 timer.cancel()
-        task = self._task
-        if task is not None:
-            task.cancel()
-            await task.wait()  # a cancellation of ours still propagates
-            self._task = None
+        for task in (self._task, self._config_task):
+            if task is not None:
+                task.cancel()
+        for task in (self._task, self._config_task):
+            if task is not None:
+                await task.wait()  # a cancellation of ours still propagates
+        self._task = self._config_task = None
         if self._close_client is not None:
             result = self._close_client()
             if asyncio.iscoroutine(result):

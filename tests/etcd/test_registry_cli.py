@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -13,6 +15,7 @@ from rpcfw.cli import app
 from rpcfw.registry import etcd_registrar
 from tests.echo_service import make_echo_service
 from tests.etcd_server import EtcdProcess, free_port
+from tests.integration.test_retries import retry_config
 
 
 async def test_registry_ls_lists_instances_and_watch_shows_a_join(
@@ -65,3 +68,47 @@ def test_registry_command_with_etcd_unreachable_says_so_and_exits_3(command: lis
 def test_registry_without_required_arguments_is_a_usage_error(args: list[str]) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 or "Usage" in result.output
+
+
+def test_registry_config_set_get_delete_and_refuses_an_invalid_config(
+    etcd: EtcdProcess, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    where = ["--etcd", etcd.endpoint]
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(retry_config(max_attempts=3)))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(retry_config(max_attempts=1)))  # maxAttempts must be >= 2
+
+    result = runner.invoke(app, ["registry", "config", "get", "echo.v1.Echo", *where])
+    assert result.exit_code == 1, result.output
+    assert "no service config for echo.v1.Echo" in result.output
+
+    result = runner.invoke(app, ["registry", "config", "set", "echo.v1.Echo", str(good), *where])
+    assert result.exit_code == 0, result.output
+    assert "stored /rpcfw/config/echo.v1.Echo" in result.output
+    result = runner.invoke(app, ["registry", "config", "get", "echo.v1.Echo", *where])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == retry_config(max_attempts=3)
+
+    result = runner.invoke(app, ["registry", "config", "set", "echo.v1.Echo", str(bad), *where])
+    assert result.exit_code == 2, result.output
+    assert "invalid service config" in result.output
+    result = runner.invoke(app, ["registry", "config", "get", "echo.v1.Echo", *where])
+    assert json.loads(result.stdout) == retry_config(max_attempts=3)  # unchanged
+
+    result = runner.invoke(app, ["registry", "config", "delete", "echo.v1.Echo", *where])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["registry", "config", "get", "echo.v1.Echo", *where])
+    assert result.exit_code == 1, result.output
+
+
+@pytest.mark.parametrize("command", [["get", "echo.v1.Echo"], ["delete", "echo.v1.Echo"]])
+def test_registry_config_with_etcd_unreachable_exits_3(command: list[str]) -> None:
+    port = free_port()
+    result = CliRunner().invoke(
+        app, ["registry", "config", *command, "--etcd", f"127.0.0.1:{port}"]
+    )
+    assert result.exit_code == 3, result.output
+    assert f"error: etcd at 127.0.0.1:{port}" in result.output
+    assert "Traceback" not in result.output
