@@ -29,24 +29,21 @@ from ..metadata import Metadata
 if TYPE_CHECKING:
     from ..server import CallContext
 
-__all__ = ["ClientCallInfo", "ClientInterceptor", "ServerCallStats", "ServerInterceptor"]
+__all__ = [
+    "CallCounters",
+    "ClientCallInfo",
+    "ClientInterceptor",
+    "ServerCallStats",
+    "ServerInterceptor",
+]
 
 log = logging.getLogger("rpcfw.interceptors")
 
 
-@dataclass(eq=False)
-class ClientCallInfo:
-    """One client call as interceptors see it (mutable in ``start``)."""
+@dataclass(eq=False, kw_only=True)
+class CallCounters:
+    """Time and traffic of one call, kept for interceptors on both sides."""
 
-    method: str
-    kind: Cardinality
-    metadata: Metadata
-    #: absolute deadline on the backend's clock, or None; ``timeout`` is what is left
-    deadline: float | None
-    target: str
-    peer: str | None = None  # the endpoint, once picked
-    status: Status | None = None  # at on_end
-    error: RpcError | None = None  # at on_end, when the status is not OK
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
     messages_sent: int = 0
@@ -63,21 +60,23 @@ class ClientCallInfo:
 
 
 @dataclass(eq=False)
-class ServerCallStats:
+class ClientCallInfo(CallCounters):
+    """One client call as interceptors see it (mutable in ``start``)."""
+
+    method: str
+    kind: Cardinality
+    metadata: Metadata
+    #: absolute deadline on the backend's clock, or None
+    deadline: float | None
+    target: str
+    peer: str | None = None  # the endpoint, once picked
+    status: Status | None = None  # at on_end
+    error: RpcError | None = None  # at on_end, when the status is not OK
+
+
+@dataclass(eq=False)
+class ServerCallStats(CallCounters):
     """What a server interceptor can read of one call besides its ``CallContext``."""
-
-    started: float = field(default_factory=time.monotonic)
-    ended: float | None = None
-    messages_sent: int = 0
-    messages_received: int = 0
-    bytes_sent: int = 0  # serialized message bytes, before compression
-    bytes_received: int = 0
-    #: free space for interceptors to keep per-call state in (key it by your own name)
-    scratch: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float:
-        return (self.ended if self.ended is not None else time.monotonic()) - self.started
 
 
 class ClientInterceptor:

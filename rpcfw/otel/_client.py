@@ -12,14 +12,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 from .._status import Status
 from ..interceptors.base import ClientCallInfo, ClientInterceptor
 from ._common import (
-    Instruments,
     MethodAttributes,
-    MethodCache,
+    OtelState,
     inject,
     message_event,
     peer_attributes,
     target_address,
-    tracer_and_meter,
 )
 
 __all__ = ["OpenTelemetryClientInterceptor"]
@@ -36,7 +34,7 @@ class _Call:
         self.bytes_received = 0
 
 
-class OpenTelemetryClientInterceptor(ClientInterceptor):
+class OpenTelemetryClientInterceptor(ClientInterceptor, OtelState):
     """Traces and measures every call of a channel.
 
     ``tracer_provider`` / ``meter_provider``: where spans and measurements go (None: the
@@ -59,12 +57,7 @@ class OpenTelemetryClientInterceptor(ClientInterceptor):
         *,
         message_events: bool = False,
     ) -> None:
-        self._tracer, meter = tracer_and_meter(tracer_provider, meter_provider)
-        self._instruments = Instruments(meter, "client")
-        self._propagator = propagator
-        self._message_events = message_events
-        self._methods = MethodCache()
-        self._key = f"rpcfw.otel.{id(self):x}"  # per-call state in the scratch dict
+        self._setup("client", tracer_provider, meter_provider, propagator, message_events)
 
     async def start(self, call: ClientCallInfo) -> None:
         method = self._methods.get(call.method)

@@ -25,6 +25,7 @@ __all__ = [
     "metadata_getter",
     "peer_attributes",
     "target_address",
+    "OtelState",
     "tracer_and_meter",
 ]
 
@@ -206,3 +207,30 @@ def extract(metadata: Metadata, propagator: TextMapPropagator | None) -> Context
     if propagator is None:
         return propagate.extract(metadata, getter=metadata_getter)
     return propagator.extract(metadata, getter=metadata_getter)
+
+
+class OtelState:
+    """What both interceptors keep: the tracer, their instruments, the propagator (None: the
+    global one), per-method attributes, and their key in a call's scratch dict."""
+
+    _tracer: trace.Tracer
+    _instruments: Instruments
+    _propagator: TextMapPropagator | None
+    _message_events: bool
+    _methods: MethodCache
+    _key: str
+
+    def _setup(
+        self,
+        side: str,
+        tracer_provider: trace.TracerProvider | None,
+        meter_provider: metrics.MeterProvider | None,
+        propagator: TextMapPropagator | None,
+        message_events: bool,
+    ) -> None:
+        self._tracer, meter = tracer_and_meter(tracer_provider, meter_provider)
+        self._instruments = Instruments(meter, side)
+        self._propagator = propagator
+        self._message_events = message_events
+        self._methods = MethodCache()
+        self._key = f"rpcfw.otel.{id(self):x}"  # per-call state in the scratch dict

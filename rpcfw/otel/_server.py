@@ -15,13 +15,11 @@ from opentelemetry.trace import SpanKind, StatusCode
 from .._status import Status
 from ..interceptors.base import ServerInterceptor
 from ._common import (
-    Instruments,
     MethodAttributes,
-    MethodCache,
+    OtelState,
     extract,
     message_event,
     peer_attributes,
-    tracer_and_meter,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +52,7 @@ class _Call:
         self.bytes_received = 0
 
 
-class OpenTelemetryServerInterceptor(ServerInterceptor):
+class OpenTelemetryServerInterceptor(ServerInterceptor, OtelState):
     """Traces and measures every call a server handles.
 
     ``tracer_provider`` / ``meter_provider``: where spans and measurements go (None: the
@@ -78,12 +76,7 @@ class OpenTelemetryServerInterceptor(ServerInterceptor):
         *,
         message_events: bool = False,
     ) -> None:
-        self._tracer, meter = tracer_and_meter(tracer_provider, meter_provider)
-        self._instruments = Instruments(meter, "server")
-        self._propagator = propagator
-        self._message_events = message_events
-        self._methods = MethodCache()
-        self._key = f"rpcfw.otel.{id(self):x}"  # per-call state in the scratch dict
+        self._setup("server", tracer_provider, meter_provider, propagator, message_events)
 
     async def start(self, context: CallContext) -> None:
         stats = context.stats
