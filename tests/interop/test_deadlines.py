@@ -76,12 +76,12 @@ async def test_server_alone_enforces_grpc_timeout_with_deadline_exceeded(
     """Fault: a client that sends grpc-timeout but never times out itself (its deadline timer is
     disabled). The server must end the call with DEADLINE_EXCEEDED and stop the handler."""
     from rpcfw.client import _call
-    from rpcfw.client import channel as channel_module
+    from rpcfw.client import _opening as opening_module
 
     def without_local_deadline(conn, spec, headers, deadline, *args):  # type: ignore[no-untyped-def]
         return _call.ClientCall(conn, spec, headers, None, *args)
 
-    monkeypatch.setattr(channel_module, "ClientCall", without_local_deadline)
+    monkeypatch.setattr(opening_module, "ClientCall", without_local_deadline)
     request = echo_pb.EchoRequest(message="slow", delay_ms=3000, count=1)
     async with asyncio.timeout(5), rpcfw.Channel(server.address) as channel:
         start = time.monotonic()
