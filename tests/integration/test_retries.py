@@ -299,3 +299,26 @@ async def test_methods_without_config_take_the_fast_path(
             await channel.unary_unary(idempotent_unary, echo_pb.EchoRequest())
         assert channel._method_policies == {idempotent_unary.path: None}
     assert service.previous == [None]
+
+
+def test_retries_on_trio(echo_pb: ModuleType, idempotent_unary: Any) -> None:
+    """The retry loop on the anyio runtime (trio): two UNAVAILABLE answers, then OK."""
+    import anyio
+
+    async def main() -> tuple[int, list[str | None]]:
+        service = make_scripted(echo_pb)
+        service.script = [UNAVAILABLE, UNAVAILABLE, "ok"]
+        server = rpcfw.Server([service])
+        async with anyio.create_task_group() as group:
+            port = await group.start(server.serve, "127.0.0.1", 0)
+            with anyio.fail_after(10):  # liveness bound only
+                async with rpcfw.Channel(
+                    f"127.0.0.1:{port}", service_config=retry_config()
+                ) as channel:
+                    reply = await channel.unary_unary(
+                        idempotent_unary, echo_pb.EchoRequest(message="t")
+                    )
+            group.cancel_scope.cancel()
+        return int(reply.index), list(service.previous)
+
+    assert anyio.run(main, backend="trio") == (3, [None, "1", "2"])
