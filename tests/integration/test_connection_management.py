@@ -8,6 +8,7 @@ the other side saw: frames on the wire, connection counts, call statuses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections.abc import AsyncIterator
 from types import ModuleType
@@ -178,6 +179,20 @@ class _Gated:
                 return response(message=request.message)
 
         self.service = Service()
+        self.echo = echo
+
+    @contextlib.asynccontextmanager
+    async def serving(self, age: ConnectionAge) -> AsyncIterator[tuple[rpcfw.Server, Any]]:
+        """The service on a server with ``age``, and a stub on a channel to it; on exit the
+        gate opens (no call stays parked) and the server stops."""
+        server = rpcfw.Server([self.service], connection_age=age)
+        await server.start()
+        try:
+            async with rpcfw.Channel(server.address) as channel:
+                yield server, self.echo.EchoStub(channel)
+        finally:
+            self.gate.set()
+            await server.stop(grace=0)
 
 
 @pytest.fixture
@@ -188,76 +203,51 @@ async def gated(echo_pb: ModuleType) -> AsyncIterator[_Gated]:
 async def test_max_connection_idle_closes_an_idle_connection_and_the_channel_reconnects(
     echo_pb: ModuleType, gated: _Gated
 ) -> None:
-    server = rpcfw.Server([gated.service], connection_age=ConnectionAge(max_idle=0.05))
-    await server.start()
-    try:
-        async with rpcfw.Channel(server.address) as channel:
-            stub = echo_pb.EchoStub(channel)
-            await stub.unary(echo_pb.EchoRequest(message="one"))
-            await wait_until(lambda: server.open_connections == 0, within=LIVENESS)
-            reply = await stub.unary(echo_pb.EchoRequest(message="two"))
-            assert reply.message == "two"
-            assert server.stats.connections_accepted == 2
-    finally:
-        await server.stop(grace=0)
+    async with gated.serving(ConnectionAge(max_idle=0.05)) as (server, stub):
+        await stub.unary(echo_pb.EchoRequest(message="one"))
+        await wait_until(lambda: server.open_connections == 0, within=LIVENESS)
+        reply = await stub.unary(echo_pb.EchoRequest(message="two"))
+        assert reply.message == "two"
+        assert server.stats.connections_accepted == 2
 
 
 async def test_max_connection_idle_spares_a_connection_with_a_call_in_flight(
     echo_pb: ModuleType, gated: _Gated
 ) -> None:
-    server = rpcfw.Server([gated.service], connection_age=ConnectionAge(max_idle=0.05))
-    await server.start()
-    try:
-        async with rpcfw.Channel(server.address) as channel:
-            stub = echo_pb.EchoStub(channel)
-            call = asyncio.ensure_future(stub.unary(echo_pb.EchoRequest(message="wait")))
-            await gated.started.wait()
-            (conn,) = server._connections
-            # several idle periods pass while the call runs: no idle timer is armed
-            assert conn._idle_timer is None
-            gated.gate.set()
-            assert (await call).message == "wait"
-            assert server.stats.connections_accepted == 1
-    finally:
-        await server.stop(grace=0)
+    async with gated.serving(ConnectionAge(max_idle=0.05)) as (server, stub):
+        call = asyncio.ensure_future(stub.unary(echo_pb.EchoRequest(message="wait")))
+        await gated.started.wait()
+        (conn,) = server._connections
+        # several idle periods pass while the call runs: no idle timer is armed
+        assert conn._idle_timer is None
+        gated.gate.set()
+        assert (await call).message == "wait"
+        assert server.stats.connections_accepted == 1
 
 
 async def test_max_connection_age_drains_and_the_call_in_flight_finishes_ok(
     echo_pb: ModuleType, gated: _Gated
 ) -> None:
-    server = rpcfw.Server([gated.service], connection_age=ConnectionAge(max_age=0.05))
-    await server.start()
-    try:
-        async with rpcfw.Channel(server.address) as channel:
-            stub = echo_pb.EchoStub(channel)
-            call = asyncio.ensure_future(stub.unary(echo_pb.EchoRequest(message="wait")))
-            await gated.started.wait()
-            (conn,) = server._connections
-            await wait_until(lambda: conn.draining, within=LIVENESS)  # GOAWAY sent
-            gated.gate.set()
-            assert (await call).message == "wait"
-            reply = await stub.unary(echo_pb.EchoRequest(message="next"))
-            assert reply.message == "next"
-            assert server.stats.connections_accepted >= 2  # the next call needed a new one
-    finally:
-        await server.stop(grace=0)
+    async with gated.serving(ConnectionAge(max_age=0.05)) as (server, stub):
+        call = asyncio.ensure_future(stub.unary(echo_pb.EchoRequest(message="wait")))
+        await gated.started.wait()
+        (conn,) = server._connections
+        await wait_until(lambda: conn.draining, within=LIVENESS)  # GOAWAY sent
+        gated.gate.set()
+        assert (await call).message == "wait"
+        reply = await stub.unary(echo_pb.EchoRequest(message="next"))
+        assert reply.message == "next"
+        assert server.stats.connections_accepted >= 2  # the next call needed a new one
 
 
 async def test_max_connection_age_grace_ends_a_call_still_running_with_unavailable(
     echo_pb: ModuleType, gated: _Gated
 ) -> None:
-    server = rpcfw.Server([gated.service], connection_age=ConnectionAge(max_age=0.05, grace=0.05))
-    await server.start()
-    try:
-        async with rpcfw.Channel(server.address) as channel:
-            stub = echo_pb.EchoStub(channel)
-            with pytest.raises(rpcfw.RpcError) as info:
-                await stub.unary(echo_pb.EchoRequest(message="wait"), timeout=LIVENESS)
-            assert info.value.status is Status.UNAVAILABLE
-            assert "maximum age" in (info.value.message or "")
-    finally:
-        gated.gate.set()
-        await server.stop(grace=0)
+    async with gated.serving(ConnectionAge(max_age=0.05, grace=0.05)) as (server, stub):
+        with pytest.raises(rpcfw.RpcError) as info:
+            await stub.unary(echo_pb.EchoRequest(message="wait"), timeout=LIVENESS)
+        assert info.value.status is Status.UNAVAILABLE
+        assert "maximum age" in (info.value.message or "")
 
 
 async def test_channel_keepalive_replaces_a_connection_to_a_server_that_went_silent(
