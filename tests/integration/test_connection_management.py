@@ -243,7 +243,7 @@ async def test_max_connection_age_drains_and_the_call_in_flight_finishes_ok(
 async def test_max_connection_age_grace_ends_a_call_still_running_with_unavailable(
     echo_pb: ModuleType, gated: _Gated
 ) -> None:
-    async with gated.serving(ConnectionAge(max_age=0.05, grace=0.05)) as (server, stub):
+    async with gated.serving(ConnectionAge(max_age=0.05, grace=0.05)) as (_, stub):
         with pytest.raises(rpcfw.RpcError) as info:
             await stub.unary(echo_pb.EchoRequest(message="wait"), timeout=LIVENESS)
         assert info.value.status is Status.UNAVAILABLE
