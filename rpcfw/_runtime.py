@@ -25,7 +25,14 @@ from anyio.abc import TaskGroup
 
 from .balancer.base import Cancellable
 
-__all__ = ["AnyioRuntime", "AsyncioRuntime", "ChannelRuntime", "EventLike", "TaskHandle"]
+__all__ = [
+    "AnyioRuntime",
+    "AsyncioRuntime",
+    "ChannelRuntime",
+    "EventLike",
+    "TaskHandle",
+    "on_asyncio",
+]
 
 log = logging.getLogger("rpcfw.client")
 
@@ -71,6 +78,15 @@ class ChannelRuntime(Protocol):
 
     def timeout(self, delay: float) -> AbstractAsyncContextManager[object]:
         """Raises TimeoutError when the block takes longer than ``delay``."""
+
+
+def on_asyncio() -> bool:
+    """Whether the running backend is asyncio (uvloop included), else another anyio backend."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 # -- asyncio -------------------------------------------------------------------------------

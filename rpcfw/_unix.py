@@ -114,6 +114,16 @@ def listening_address(sockname: object) -> tuple[str, int]:
     return unix_peer(sockname), 0
 
 
+def peer_name(address: object) -> str:
+    """A socket's peer address as logs and ``CallContext.peer`` show it: ``host:port``,
+    ``unix:/path`` / ``unix-abstract:name`` / ``unix:`` for a unix socket, or ``unknown``."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    if isinstance(address, str | bytes):  # a unix socket ("" for an unnamed client socket)
+        return unix_peer(address)
+    return str(address) if address else "unknown"
+
+
 def unix_peer(name: object) -> str:
     """A unix socket's ``getpeername()``/``getsockname()`` as a string: ``unix:/path``,
     ``unix-abstract:name``, or ``unix:`` for an unnamed socket (a client's, usually)."""

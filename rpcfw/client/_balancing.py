@@ -17,7 +17,6 @@ stops only its wait.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,7 +24,14 @@ from typing import Any
 
 import anyio.abc
 
-from .._runtime import AnyioRuntime, AsyncioRuntime, ChannelRuntime, EventLike, TaskHandle
+from .._runtime import (
+    AnyioRuntime,
+    AsyncioRuntime,
+    ChannelRuntime,
+    EventLike,
+    TaskHandle,
+    on_asyncio,
+)
 from .._status import Status
 from ..balancer.base import (
     Balancer,
@@ -153,14 +159,12 @@ class BalancingCore:
         return self.runtime
 
     def _make_runtime(self) -> ChannelRuntime:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        if not on_asyncio():
             if self.task_group is None:
                 raise RuntimeError(
                     "on trio (any backend but asyncio), open the channel with "
                     "`async with Channel(...)`: its background tasks run in that block"
-                ) from None
+                )
             return AnyioRuntime(self.task_group)
         return AsyncioRuntime()
 

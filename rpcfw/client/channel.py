@@ -9,7 +9,6 @@ resolver. Balancers by name (``pick_first``, ``round_robin``,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from collections.abc import (
@@ -29,6 +28,7 @@ from typing_extensions import Unpack
 
 from .._deadline import effective_deadline
 from .._method import CallCredentials, CallOptions, MethodSpec, ReqT, RespT
+from .._runtime import on_asyncio
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, USER_AGENT
 from ..balancer.base import Balancer, BalancerHelper, ConnectivityState
 from ..balancer.registry import balancer_factory
@@ -203,9 +203,7 @@ class Channel(CallOpening):
         self._retry_throttle = None if throttling is None else RetryThrottle(throttling)
 
     async def __aenter__(self) -> Channel:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # trio: the channel's tasks run in a task group of this block
+        if not on_asyncio():  # trio: the channel's tasks run in a task group of this block
             group = anyio.create_task_group()
             await group.__aenter__()
             self._task_group = self._core.task_group = group

@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
-from .._unix import unix_peer
+from .._unix import peer_name
 from ..tls import ALPN_H2, ServerTLS, peer_identity
 
 if TYPE_CHECKING:
@@ -65,11 +65,7 @@ class TlsAcceptor(asyncio.Protocol):
         # uvloop's TCP transport is not an asyncio.Transport subclass: duck-typed
         transport = cast(asyncio.Transport, transport)
         transport.pause_reading()  # the ClientHello waits for start_tls
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            name = f"{peer[0]}:{peer[1]}"
-        else:  # a unix socket ("" for an unnamed client socket)
-            name = unix_peer(peer) if isinstance(peer, str | bytes) else "unknown"
+        name = peer_name(transport.get_extra_info("peername"))
         task = asyncio.get_running_loop().create_task(self._handshake(transport, name))
         self._handshakes.tasks.add(task)
         task.add_done_callback(self._handshakes.tasks.discard)
@@ -157,7 +153,7 @@ class AlpnGate(asyncio.Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = None if ssl_object is None else ssl_object.selected_alpn_protocol()
         if alpn != ALPN_H2:
-            peer = transport.get_extra_info("peername")
+            peer = peer_name(transport.get_extra_info("peername"))
             self._handshakes.stats.tls_handshakes_failed += 1
             log.warning(
                 "TLS handshake with %s failed: the client did not negotiate ALPN h2 "

@@ -19,7 +19,7 @@ import socket
 import threading
 from typing import Protocol as TypingProtocol
 
-from .._unix import unix_peer
+from .._unix import peer_name
 from .connection import H2Connection
 from .driver import EventDispatch
 from .events import Event
@@ -145,12 +145,9 @@ class AioConnection(EventDispatch, asyncio.BufferedProtocol):
         return f"<AioConnection {side} {self.peer} streams={len(self.streams)}>"
 
     def _peer_name(self) -> str:
-        name = None if self.transport is None else self.transport.get_extra_info("peername")
-        if isinstance(name, tuple) and len(name) >= 2:
-            return f"{name[0]}:{name[1]}"
-        if isinstance(name, str | bytes):  # a unix socket ("" for an unnamed client socket)
-            return unix_peer(name)
-        return str(name) if name else "unknown"
+        return peer_name(
+            None if self.transport is None else self.transport.get_extra_info("peername")
+        )
 
     def is_open(self) -> bool:
         return not self.closed and self.transport is not None and not self.core.closed

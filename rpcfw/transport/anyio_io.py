@@ -20,7 +20,7 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
-from .._unix import unix_peer
+from .._unix import peer_name
 from .aio import FRAMES_PER_SLICE, MAX_QUEUED_CONTROL_REPLIES
 from .connection import H2Connection
 from .driver import EventDispatch
@@ -95,12 +95,7 @@ class AnyioConnection(EventDispatch):
         self.handshake_done = False
         self.keepalive_pings_sent = 0
         self.last_read = 0.0
-        address = byte_stream.extra(SocketAttribute.remote_address, None)
-        self.peer = (
-            f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address or "")
-        ) or "unknown"
-        if isinstance(address, str | bytes):  # a unix socket ("" for an unnamed client socket)
-            self.peer = unix_peer(address)
+        self.peer = peer_name(byte_stream.extra(SocketAttribute.remote_address, None))
         #: the verified peer certificate's identity on a TLS connection
         self.peer_identity: object | None = None
         self._handshake_timeout = handshake_timeout
