@@ -36,7 +36,6 @@ import argparse
 import asyncio
 import atexit
 import contextlib
-import ctypes
 import dataclasses
 import datetime as dt
 import hashlib
@@ -75,6 +74,7 @@ from discovery_faults_lib.record import (  # noqa: E402
     load_worker,
 )
 from discovery_faults_lib.report import render  # noqa: E402
+from suite import die_with_parent  # noqa: E402
 
 import rpcfw  # noqa: E402
 from rpcfw.registry import LeaseRegistrar, etcd_registrar  # noqa: E402
@@ -102,11 +102,6 @@ def _cleanup_at_exit() -> None:
 
 
 atexit.register(_cleanup_at_exit)
-
-
-def _die_with_parent() -> None:  # preexec_fn: the child gets SIGKILL if we die
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,7 +148,7 @@ class Env:
                 sys.executable, "-m", "tests.integration.echo_server_main",
                 str(self.gen_root), "protobuf", name, "0", self.etcd.endpoint,
                 stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.DEVNULL,
-                cwd=ROOT, preexec_fn=_die_with_parent,
+                cwd=ROOT, preexec_fn=die_with_parent,
             )  # fmt: skip
         finally:
             log.close()

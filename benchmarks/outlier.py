@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import atexit
 import contextlib
-import ctypes
 import dataclasses
 import datetime as dt
 import functools
@@ -48,6 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.integration.echo_server_main
     sys.path.insert(1, str(ROOT))
 
+from suite import die_with_parent  # noqa: E402
+
 import rpcfw  # noqa: E402
 from rpcfw.balancer import RoundRobinBalancer  # noqa: E402
 from tests.echo_service import wait_until  # noqa: E402
@@ -65,11 +66,6 @@ def _kill_leftovers() -> None:
     for pid in list(_PIDS):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-
-
-def _die_with_parent() -> None:  # preexec_fn: the child gets SIGKILL if we die
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +93,7 @@ async def start_server(gen_root: Path, name: str) -> tuple[asyncio.subprocess.Pr
         sys.executable, "-m", "tests.integration.echo_server_main",
         str(gen_root), "protobuf", name, "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-        stdin=asyncio.subprocess.DEVNULL, cwd=ROOT, preexec_fn=_die_with_parent,
+        stdin=asyncio.subprocess.DEVNULL, cwd=ROOT, preexec_fn=die_with_parent,
     )  # fmt: skip
     _PIDS.add(proc.pid)
     assert proc.stdout is not None

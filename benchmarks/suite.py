@@ -498,7 +498,9 @@ async def _client_main(stack: str) -> None:
 # parent side: process management
 
 
-def _die_with_parent() -> None:  # preexec_fn: SIGKILL us when the parent dies
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL when its parent dies (outlier.py and
+    discovery_faults.py use it for their server processes too)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -523,7 +525,7 @@ class Child:
                 stdout=subprocess.PIPE,
                 stderr=err,
                 env=env,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self._buf = b""
         Child.live.append(self)
@@ -1000,7 +1002,7 @@ def profile(
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         result = _run_job(client, server.port, PROFILE_CELL, mode)  # type: ignore[attr-defined]
         if spy is not None:
