@@ -182,16 +182,6 @@ class _AnyioTask:
             self._done.set()
 
 
-class _AnyioTimer:
-    __slots__ = ("_task",)
-
-    def __init__(self, task: TaskHandle) -> None:
-        self._task = task
-
-    def cancel(self) -> None:
-        self._task.cancel()
-
-
 class AnyioRuntime:
     anyio = True
 
@@ -213,7 +203,7 @@ class AnyioRuntime:
             await anyio.sleep(delay)
             fn()
 
-        return _AnyioTimer(self.spawn(fire, "timer"))
+        return self.spawn(fire, "timer")  # a task handle is a Cancellable
 
     def event(self) -> EventLike:
         return anyio.Event()
