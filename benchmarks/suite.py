@@ -675,8 +675,10 @@ def run_matrix(mode: Mode, pairs: Sequence[Pair], tmp: Path) -> dict[str, Any]:
     servers_needed = sorted({(p.server, p.option) for p in pairs}, key=str)
     clients_needed = sorted({p.client for p in pairs})
     certs = None
+    cipher = None
     if any(p.option == "tls" for p in pairs):
         certs = security.make_certs(tmp / "certs")
+        cipher = security.cipher_cost(certs)
     total = len(loops) * mode.repeats * sum(_runs(p, c) for p in pairs for c in mode.cells)
     done = 0
     started = time.monotonic()
@@ -745,6 +747,7 @@ def run_matrix(mode: Mode, pairs: Sequence[Pair], tmp: Path) -> dict[str, Any]:
             p.label: [c.name for c in mode.cells if _runs(p, c)] for p in pairs if p.option
         },
         "results": results,
+        "cipher_cost": cipher,  # OpenSSL alone, one side of a 100 KiB unary call (TLS runs)
         "p99_ms": p99,
         "errors": errors,
         "notes": notes,
@@ -979,24 +982,39 @@ def _py_spy() -> str | None:
 
 
 def profile(
-    target: str, profiler: str, seconds: float, tmp: Path, top: int, client_stack: str
+    target: str,
+    profiler: str,
+    seconds: float,
+    tmp: Path,
+    top: int,
+    client_stack: str,
+    cell: Cell = PROFILE_CELL,
+    option: str | None = None,
+    side: str = "server",
 ) -> str:
-    """Load an rpcfw server with unary 0 B at c=64 from a client on the other core and show
-    the server's top functions by own time."""
+    """Load an rpcfw server with one cell (unary 0 B at c=64 by default, optionally over TLS
+    or gzip) from a client on the other core and show the server's (or, with py-spy, the
+    client's) top functions by own time."""
     stack = {"rpcfw-server": "rpcfw-pb", "rpcfw-bp-server": "rpcfw-bp"}[target]
     if profiler == "auto":
         profiler = "py-spy" if _py_spy() else "cprofile"
+    if side == "client" and profiler != "py-spy":
+        raise SystemExit("--profile-side client needs py-spy (pip install py-spy)")
     prof_out = str(tmp / "server.prof")
-    server = _start_server(stack, "asyncio", tmp, prof_out if profiler == "cprofile" else None)
+    certs = security.make_certs(tmp / "certs") if option == "tls" else None
+    server = _start_server(
+        stack, "asyncio", tmp, prof_out if profiler == "cprofile" else None, option, certs
+    )
     client = _start_client(client_stack, "asyncio", tmp)
-    mode = Mode("profile", ("asyncio",), (PROFILE_CELL,), seconds, 0.5, 1)
+    mode = Mode("profile", ("asyncio",), (cell,), seconds, 0.5, 1)
     spy = None
     raw = tmp / "py-spy.txt"
+    watched = client if side == "client" else server
     try:
         if profiler == "py-spy":
             spy = subprocess.Popen(
                 [
-                    *(_py_spy() or "py-spy", "record", "--pid", str(server.proc.pid)),
+                    *(_py_spy() or "py-spy", "record", "--pid", str(watched.proc.pid)),
                     *("--rate", "200", "--duration", str(int(seconds)), "--format", "raw"),
                     *("--output", str(raw), "--nonblocking", "--idle"),
                 ],
@@ -1004,7 +1022,7 @@ def profile(
                 stderr=subprocess.PIPE,
                 preexec_fn=die_with_parent,
             )
-        result = _run_job(client, server.port, PROFILE_CELL, mode)  # type: ignore[attr-defined]
+        result = _run_job(client, server.port, cell, mode, option, certs)  # type: ignore[attr-defined]
         if spy is not None:
             _, err = spy.communicate(timeout=seconds + 30)
             if spy.returncode != 0:
@@ -1014,9 +1032,11 @@ def profile(
             spy.kill()
         client.stop()
         server.stop(30)
+    profiled = f"{client_stack} client" if side == "client" else f"rpcfw server ({stack})"
     head = (
-        f"rpcfw server ({stack}, asyncio loop) under {PROFILE_CELL.name} "
-        f"from a {client_stack} client, {seconds:g} s, {profiler}: "
+        f"{profiled} (asyncio loop) under {cell.name}"
+        f"{f', {option}' if option else ''} "
+        f"between a {stack} server and a {client_stack} client, {seconds:g} s, {profiler}: "
         f"{result.get('rate', 0):,.0f} calls/s "
         f"{'(profiler overhead included)' if profiler == 'cprofile' else ''}\n"
     )
@@ -1117,6 +1137,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--profile-seconds", type=float, default=8.0)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--profile-client", choices=STACKS, default="grpc.aio")
+    parser.add_argument("--profile-payload", type=int, default=PROFILE_CELL.payload, help="bytes")
+    parser.add_argument("--profile-concurrency", type=int, default=PROFILE_CELL.concurrency)
+    parser.add_argument("--profile-option", choices=tuple(security.OPTIONS))
+    parser.add_argument("--profile-side", choices=("server", "client"), default="server")
     parser.add_argument("--repeats", type=int, help="override the mode's repeat count (>= 3)")
     parser.add_argument("--duration", type=float, help="override seconds per measurement")
     parser.add_argument("--loops", nargs="+", choices=("asyncio", "uvloop"))
@@ -1154,8 +1178,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                     tmp,
                     args.top,
                     args.profile_client,
+                    Cell("unary", args.profile_payload, args.profile_concurrency),
+                    args.profile_option,
+                    args.profile_side,
                 )
-                path = args.out / f"{date}-profile-{args.profile}.txt"
+                suffix = f"-{args.profile_option}" if args.profile_option else ""
+                suffix += "-client" if args.profile_side == "client" else ""
+                path = args.out / f"{date}-profile-{args.profile}{suffix}.txt"
                 path.write_text(text)
                 print(text)
                 print(f"wrote {path}")
