@@ -80,6 +80,27 @@ class Metadata(Sequence[tuple[str, MetadataValue]]):
                 return v
         return default
 
+    def get_text(self, key: str, default: str | None = None) -> str | None:
+        """The first value of a text key as ``str`` (typed: no ``bytes`` to rule out), or
+        ``default``. A ``-bin`` key carries bytes: use ``get_binary``."""
+        if key.endswith("-bin"):
+            raise ValueError(f"{key!r} is a binary key (-bin): use get_binary()")
+        value = self.get(key)
+        if value is None:
+            return default
+        assert isinstance(value, str)  # the class invariant: other keys carry str
+        return value
+
+    def get_binary(self, key: str, default: bytes | None = None) -> bytes | None:
+        """The first value of a ``-bin`` key as ``bytes``, or ``default``."""
+        if not key.endswith("-bin"):
+            raise ValueError(f"{key!r} is a text key: use get_text()")
+        value = self.get(key)
+        if value is None:
+            return default
+        assert isinstance(value, bytes)  # the class invariant: -bin keys carry bytes
+        return value
+
     def get_all(self, key: str) -> list[MetadataValue]:
         """Every value for ``key``, in order."""
         return [v for k, v in self._items if k == key]

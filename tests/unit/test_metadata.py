@@ -91,3 +91,15 @@ def test_encoded_timeout_never_undershoots_and_fits_eight_digits(seconds: float)
 def test_malformed_grpc_timeout_is_rejected(value: str) -> None:
     with pytest.raises(ValueError, match="grpc-timeout"):
         decode_timeout(value)
+
+
+def test_typed_getters_return_text_and_bytes_and_refuse_the_wrong_kind_of_key() -> None:
+    md = Metadata([("x-team", "billing"), ("x-id-bin", b"\x00\x01")])
+    assert md.get_text("x-team") == "billing"
+    assert md.get_binary("x-id-bin") == b"\x00\x01"
+    assert md.get_text("absent") is None and md.get_text("absent", "dflt") == "dflt"
+    assert md.get_binary("absent-bin", b"d") == b"d"
+    with pytest.raises(ValueError, match="binary key"):
+        md.get_text("x-id-bin")
+    with pytest.raises(ValueError, match="text key"):
+        md.get_binary("x-team")
