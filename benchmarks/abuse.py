@@ -43,7 +43,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import suite
 from abuse_lib.echo_server import serve
 from abuse_lib.log import log
 from abuse_lib.plan import CLIENT_DESCRIPTIONS, CLIENTS, SCENARIOS, SERVERS, Plan
@@ -51,6 +50,8 @@ from abuse_lib.processes import RunContext, pin_this_process
 from abuse_lib.report import figures_table, render_report, results_table
 from abuse_lib.runner import run_scenarios
 from abuse_lib.worker import run_jobs
+from suite_lib.processes import Child, generate, on_signal
+from suite_lib.report import machine_info
 
 __all__ = ["main", "parse_args", "write_report"]
 
@@ -112,28 +113,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     plan = Plan.from_options(full=args.full, scale=args.scale, overrides=overrides)
     scenarios = [s for s in SCENARIOS if s in args.only] if args.only else list(SCENARIOS)
 
-    signal.signal(signal.SIGTERM, suite._on_signal)
-    signal.signal(signal.SIGHUP, suite._on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     pin_this_process(1)
     date = dt.datetime.now().strftime("%Y-%m-%d")
     args.out.mkdir(parents=True, exist_ok=True)
-    machine = suite.machine_info()
+    machine = machine_info()
     machine["cores"] = f"{os.cpu_count()} (servers pinned to core 0, everything else to core 1)"
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory(prefix="rpcfw-abuse-") as tmpdir:
             tmp = Path(tmpdir)
             log("generating code from proto/")
-            suite._generate(tmp)
+            generate(tmp)
             sys.path.insert(0, str(tmp))
             ctx = RunContext(plan, tmp, args.client)
             results = asyncio.run(run_scenarios(ctx, scenarios, args.servers))
     except KeyboardInterrupt:
         log("interrupted: stopping every child process; no report written")
-        suite.Child.kill_all()
+        Child.kill_all()
         sys.exit(130)
     finally:
-        suite.Child.kill_all()
+        Child.kill_all()
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     data = {
         "date": date,

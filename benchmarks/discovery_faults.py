@@ -74,7 +74,7 @@ from discovery_faults_lib.record import (  # noqa: E402
     load_worker,
 )
 from discovery_faults_lib.report import render  # noqa: E402
-from suite import die_with_parent  # noqa: E402
+from suite_lib.processes import die_with_parent  # noqa: E402
 
 import rpcfw  # noqa: E402
 from rpcfw.registry import LeaseRegistrar, etcd_registrar  # noqa: E402

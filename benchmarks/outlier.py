@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # tests.integration.echo_server_main
     sys.path.insert(1, str(ROOT))
 
-from suite import die_with_parent  # noqa: E402
+from suite_lib.processes import die_with_parent  # noqa: E402
 
 import rpcfw  # noqa: E402
 from rpcfw.balancer import RoundRobinBalancer  # noqa: E402

@@ -1,6 +1,6 @@
-"""Normal calls, as a well-behaved client makes them (through ``suite._Client``): single timed
-calls, a call on a new connection, calls probing a server while an attack runs, a batch of
-calls after one; and the status name of a failed call, whichever client raised it."""
+"""Normal calls, as a well-behaved client makes them (through ``suite_lib.client.Client``):
+single timed calls, a call on a new connection, calls probing a server while an attack runs, a
+batch of calls after one; and the status name of a failed call, whichever client raised it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import suite
+from suite_lib.client import Client
 
 __all__ = [
     "CALL_TIMEOUT",
@@ -84,7 +84,7 @@ async def timed_call(
 
 async def new_connection_call(stack: str, port: int) -> dict[str, Any]:
     """One unary call on a new channel (so a new connection: its setup is in the latency)."""
-    client = suite._Client(stack, port)
+    client = Client(stack, port)
     try:
         return {"ms": to_ms(await timed_call(client, NEW_CONNECTION_TIMEOUT)), "error": None}
     except Exception as exc:
@@ -125,7 +125,7 @@ async def probe_during(
 
 async def calls_after(stack: str, port: int, n: int, concurrency: int) -> dict[str, Any]:
     """``n`` calls with a 10 s deadline on one new connection, ``concurrency`` at a time."""
-    client = suite._Client(stack, port)
+    client = Client(stack, port)
     lat: list[float] = []
     errors: Counter[str] = Counter()
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import suite
+from suite_lib.processes import Child, die_with_parent, pinned
 
 from .plan import CLIENTS, Plan
 
@@ -33,24 +33,24 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINT = Path(__file__).resolve().parents[1] / "abuse.py"  # what every child runs
 
 
-class ChildProcess(suite.Child):
-    """``suite.Child`` running ``benchmarks/abuse.py`` in a role, with an asyncio-friendly
-    ``event()``."""
+class ChildProcess(Child):
+    """``suite_lib.processes.Child`` running ``benchmarks/abuse.py`` in a role, with an
+    asyncio-friendly ``event()``."""
 
     def __init__(self, argv: list[str], core: int, gen_root: str, log_path: Path) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([gen_root, str(ROOT)]))
         self.log = log_path
         with log_path.open("wb") as err:
             self.proc = subprocess.Popen(
-                [*suite._pinned(core), sys.executable, str(ENTRY_POINT), *argv],
+                [*pinned(core), sys.executable, str(ENTRY_POINT), *argv],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
                 env=env,
-                preexec_fn=suite._die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self._buf = b""
-        suite.Child.live.append(self)
+        Child.live.append(self)
 
     async def event(self, within: float) -> dict[str, Any]:
         """The next JSON line the child prints (TimeoutError after ``within`` seconds)."""

@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import suite
+from suite_lib.client import Client
 
 from .calls import close_client, probe_during, timed_call
 from .plan import Plan
@@ -54,7 +54,7 @@ async def run_raw_attack(
     then wait for the server to go quiet."""
     stack = ctx.stack(server.kind)
     with Monitor(server.pid) as mon:
-        prober = suite._Client(stack, server.port)
+        prober = Client(stack, server.port)
         try:
             await timed_call(prober, message="warm-up")
             worker = ctx.shared_worker()

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import suite
+from suite_lib.client import Client
 
 from .calls import CALL_TIMEOUT, close_client, error_name, run_workers
 from .log import log
@@ -27,7 +27,7 @@ async def soak_client(
     """Worker side: ``calls`` unary calls over one connection, ``concurrency`` at a time, in
     ten slices; ``progress(calls done)`` before the first and after each slice lets the parent
     sample the server's RSS. ``ready()`` returns on the parent's "go"."""
-    client = suite._Client(job["stack"], job["port"])
+    client = Client(job["stack"], job["port"])
     req = client.Req(message="soak")
     failures: Counter[str] = Counter()
     done = 0

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import suite
+from suite_lib.client import Client
 
 from .calls import (
     CALL_TIMEOUT,
@@ -37,7 +37,7 @@ async def storm_client(job: dict[str, Any], ready: Callable[[], None]) -> dict[s
     """Worker side: ``calls`` calls, ``concurrency`` at a time, each to a handler that sleeps
     ``delay_ms`` and each cancelled (the call's task is cancelled: the client resets the
     stream) after a random 0..``cancel_ms`` ms. ``ready()`` returns on the parent's "go"."""
-    client = suite._Client(job["stack"], job["port"])
+    client = Client(job["stack"], job["port"])
     rng = random.Random(job["seed"])
     req = client.Req(message="storm", delay_ms=job["delay_ms"])
     outcomes: Counter[str] = Counter()
@@ -100,7 +100,7 @@ async def _run_storm(ctx: RunContext, server: ServerProcess) -> _StormRun:
     stack = ctx.stack(server.kind)
     workers = [ctx.new_worker(f"storm{i}") for i in range(plan.storm_workers)]
     with Monitor(server.pid) as mon:
-        prober = suite._Client(stack, server.port)
+        prober = Client(stack, server.port)
         try:
             await timed_call(prober, message="warm-up")
             for i, worker in enumerate(workers):

@@ -25,11 +25,18 @@ from typing import Any
 __all__ = [
     "OPTIONS",
     "Option",
+    "SERVER_NAME",
     "check",
     "cipher_cost",
+    "grpc_add_port",
+    "grpc_channel",
+    "grpc_server",
     "make_certs",
     "payload",
     "report_note",
+    "rpcfw_channel",
+    "rpcfw_server_kwargs",
+    "rpcfw_start_kwargs",
     "share_table",
 ]
 
