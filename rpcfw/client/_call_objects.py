@@ -19,7 +19,7 @@ from .._runtime import ChannelRuntime, EventLike, TaskHandle
 from .._status import Status
 from ..errors import RpcError
 from ..metadata import Metadata
-from ._call import ClientCall
+from ._call_api import ActiveCall
 
 __all__ = ["CallObject", "ClientStreamCall", "ServerStreamCall", "UnaryCall"]
 
@@ -34,12 +34,12 @@ class CallObject(Generic[RespT]):
 
     def __init__(
         self,
-        opener: Callable[[], Awaitable[ClientCall[Any, RespT]]],
+        opener: Callable[[], Awaitable[ActiveCall[Any, RespT]]],
         runtime: Callable[[], ChannelRuntime],
     ) -> None:
         self._opener = opener
         self._runtime = runtime
-        self._call: ClientCall[Any, RespT] | None = None
+        self._call: ActiveCall[Any, RespT] | None = None
         self._opening: TaskHandle | None = None
         self._error: RpcError | None = None  # how the call ended, when not OK
         self._reading = False  # a task is reading (the stream has one reader waker)
@@ -54,7 +54,7 @@ class CallObject(Generic[RespT]):
             return
         self._call = call
 
-    async def _get(self) -> ClientCall[Any, RespT]:
+    async def _get(self) -> ActiveCall[Any, RespT]:
         if self._call is not None:
             return self._call
         if self._error is not None:
@@ -72,10 +72,10 @@ class CallObject(Generic[RespT]):
             self._error = error or RpcError(Status.CANCELLED, "call closed before it started")
         raise self._error
 
-    def _opened(self) -> ClientCall[Any, RespT] | None:
+    def _opened(self) -> ActiveCall[Any, RespT] | None:
         return self._call  # (read again: the opening task set it meanwhile)
 
-    async def _read(self, read: Callable[[ClientCall[Any, RespT]], Awaitable[T]]) -> T:
+    async def _read(self, read: Callable[[ActiveCall[Any, RespT]], Awaitable[T]]) -> T:
         """Run ``read`` on the call, one reader at a time; an RpcError ends the call."""
         if self._error is not None:
             raise self._error
@@ -214,7 +214,7 @@ class _ReplyCall(CallObject[RespT]):
 
     def __init__(
         self,
-        opener: Callable[[], Awaitable[ClientCall[Any, RespT]]],
+        opener: Callable[[], Awaitable[ActiveCall[Any, RespT]]],
         runtime: Callable[[], ChannelRuntime],
     ) -> None:
         super().__init__(opener, runtime)
@@ -237,7 +237,7 @@ class _ReplyCall(CallObject[RespT]):
     async def _before_response(self) -> None:
         pass
 
-    async def _recv(self, call: ClientCall[Any, RespT]) -> RespT:
+    async def _recv(self, call: ActiveCall[Any, RespT]) -> RespT:
         if self._reply is None:
             self._reply = await call.recv_unary()
             call.close()
@@ -267,7 +267,7 @@ class ServerStreamCall(CallObject[RespT]):
         return await self._read(_recv_or_end)
 
 
-async def _recv_or_end(call: ClientCall[Any, RespT]) -> RespT | None:
+async def _recv_or_end(call: ActiveCall[Any, RespT]) -> RespT | None:
     if call.done:
         return None
     message = await call.recv()
@@ -300,10 +300,10 @@ class ClientStreamCall(_ReplyCall[RespT], Generic[ReqT, RespT]):
         if not self._half_closed:
             await self.done_writing()
 
-    async def _write(self, write: Callable[[ClientCall[ReqT, RespT]], Awaitable[None]]) -> None:
+    async def _write(self, write: Callable[[ActiveCall[ReqT, RespT]], Awaitable[None]]) -> None:
         if self._error is not None:
             raise self._error
-        call: ClientCall[ReqT, RespT] = await self._get()
+        call: ActiveCall[ReqT, RespT] = await self._get()
         if not call.answered:
             try:
                 await write(call)
@@ -318,5 +318,5 @@ class ClientStreamCall(_ReplyCall[RespT], Generic[ReqT, RespT]):
         await self._read(self._recv)
 
 
-async def _end(call: ClientCall[Any, Any]) -> None:
+async def _end(call: ActiveCall[Any, Any]) -> None:
     await call.end()

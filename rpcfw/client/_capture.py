@@ -16,7 +16,7 @@ from .._status import Status
 from ..errors import RpcError
 from ..interceptors.base import status_of
 from ..metadata import Metadata
-from ._call import ClientCall
+from ._call_base import CallBase
 
 __all__ = ["CapturedCall", "attach", "capture_call"]
 
@@ -31,17 +31,17 @@ class CapturedCall:
     __slots__ = ("_call", "_ended", "_error", "_open")
 
     def __init__(self) -> None:
-        self._call: ClientCall[Any, Any] | None = None
+        self._call: CallBase[Any, Any] | None = None
         self._ended: Status | None = None
         self._error: RpcError | None = None
         self._open = True
 
-    def _attach(self, call: ClientCall[Any, Any]) -> None:
+    def _attach(self, call: CallBase[Any, Any]) -> None:
         if self._open:
             self._call, self._ended, self._error = call, None, None
             call.capture = self
 
-    def _end(self, call: ClientCall[Any, Any], error: BaseException | None) -> None:
+    def _end(self, call: CallBase[Any, Any], error: BaseException | None) -> None:
         if call is self._call and self._ended is None:  # (a call may be closed again)
             self._ended, self._error = status_of(error, call.done)
 
@@ -99,7 +99,7 @@ def capture_call() -> Iterator[CapturedCall]:
         _CAPTURE.reset(token)
 
 
-def attach(call: ClientCall[Any, Any]) -> None:
+def attach(call: CallBase[Any, Any]) -> None:
     """Hand a call the channel starts to the current context's capture, if any."""
     captured = _CAPTURE.get()
     if captured is not None:

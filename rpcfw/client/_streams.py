@@ -7,7 +7,7 @@ from typing import Any, Generic, Self
 
 from .._method import ReqT, RespT
 from ..errors import RpcError
-from ._call import ClientCall
+from ._call_api import ActiveCall
 from ._call_objects import CallObject
 
 __all__ = [
@@ -29,7 +29,7 @@ async def iterate_requests(requests: Iterable[ReqT] | AsyncIterable[ReqT]) -> As
 
 
 async def send_all(
-    call: ClientCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
+    call: ActiveCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
 ) -> None:
     """Send every request, then half-close. Stops quietly if the server already answered."""
     try:
@@ -49,7 +49,7 @@ class RequestSender:
     answer wakes up; ``failure`` is what it failed with."""
 
     def __init__(
-        self, call: ClientCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
+        self, call: ActiveCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
     ) -> None:
         self.failure: Exception | None = None
         self._task = call.runtime.spawn(
@@ -57,7 +57,7 @@ class RequestSender:
         )
 
     async def _send(
-        self, call: ClientCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
+        self, call: ActiveCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
     ) -> None:
         try:
             await send_all(call, requests)
@@ -80,7 +80,7 @@ class RequestSender:
 
 
 async def unary_response_while_sending(
-    call: ClientCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
+    call: ActiveCall[ReqT, RespT], requests: Iterable[ReqT] | AsyncIterable[ReqT]
 ) -> RespT:
     """A client-streaming call: send the requests and wait for the response at the same time,
     so a server that answers before the request stream ended (an error status, say) ends the
@@ -110,16 +110,18 @@ class BidiStream(CallObject[RespT], Generic[ReqT, RespT]):
         return self
 
     async def send(self, message: ReqT) -> None:
+        """Send one request message (opens the call if needed); raises the call's error once it was
+        cancelled or ended with one."""
         if self._error is not None:  # cancelled, or ended with an error
             raise self._error
-        call: ClientCall[ReqT, RespT] = await self._get()
+        call: ActiveCall[ReqT, RespT] = await self._get()
         await call.send(message)
 
     async def done_writing(self) -> None:
         """Half-close: tell the server no more requests follow."""
         if self._error is not None:
             raise self._error
-        call: ClientCall[ReqT, RespT] = await self._get()
+        call: ActiveCall[ReqT, RespT] = await self._get()
         await call.end()
 
     async def recv(self) -> RespT | None:
@@ -137,7 +139,7 @@ class BidiStream(CallObject[RespT], Generic[ReqT, RespT]):
         return message
 
 
-async def _recv_or_finish(call: ClientCall[Any, RespT]) -> RespT | None:
+async def _recv_or_finish(call: ActiveCall[Any, RespT]) -> RespT | None:
     message = await call.recv()
     if message is None:
         await call.finish()

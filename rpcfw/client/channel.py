@@ -36,17 +36,24 @@ from ..compression import ACCEPT_ENCODING, Compression, encoding_name
 from ..errors import ChannelClosedError, RpcError
 from ..interceptors.base import ClientInterceptor
 from ..policy.backoff import BackoffConfig
-from ..policy.retry import RetryThrottle
+from ..policy.retry import (
+    DEFAULT_PER_CALL_RETRY_BUFFER,
+    DEFAULT_RETRY_BUFFER,
+    RetryBuffer,
+    RetryThrottle,
+)
 from ..policy.service_config import ServiceConfig
 from ..resolver.target import parse_target
 from ..tls import ChannelTLS
 from ..transport import H2Config
 from ..transport.keepalive import KeepaliveConfig
 from ._balancing import BalancingCore
+from ._call_api import ActiveCall
 from ._call_objects import ClientStreamCall, ServerStreamCall, UnaryCall
 from ._connection import ConnectionOptions
 from ._opening import CallOpening
 from ._retry import MethodPolicy, method_policy, unary_with_policy
+from ._retry_stream import open_with_policy
 from ._streams import BidiStream, RequestSender, unary_response_while_sending
 from ._subchannel import HealthCheck
 
@@ -98,6 +105,9 @@ class Channel(CallOpening):
     service config the resolver provides (``etcd://`` and ``local://`` read
     ``/rpcfw/config/<service>``) replaces it while there is one, unless
     ``use_resolver_config=False`` (gRPC's ``disable_service_config_lookup``).
+    ``retry_buffer_size`` / ``per_call_retry_buffer_size``: how many bytes of sent request
+    messages retried streaming calls may keep for replay, for the whole channel and per call
+    (gRPC's 16 MiB and 256 KiB); a call that would pass either commits (no more retries).
     """
 
     def __init__(
@@ -120,6 +130,8 @@ class Channel(CallOpening):
         interceptors: Sequence[ClientInterceptor] = (),
         service_config: ServiceConfig | str | Mapping[str, Any] | None = None,
         use_resolver_config: bool = True,
+        retry_buffer_size: int = DEFAULT_RETRY_BUFFER,
+        per_call_retry_buffer_size: int = DEFAULT_PER_CALL_RETRY_BUFFER,
     ) -> None:
         self.target = target
         self._service_config: ServiceConfig | None = None  # the one calls use
@@ -128,6 +140,7 @@ class Channel(CallOpening):
         self._config_lookup = use_resolver_config
         self._method_policies: dict[str, MethodPolicy | None] = {}
         self._retry_throttle: RetryThrottle | None = None
+        self._retry_buffer = RetryBuffer(per_call_retry_buffer_size, retry_buffer_size)
         self.set_service_config(service_config)
         factory = balancer_factory(balancer) if isinstance(balancer, str) else balancer
         self._tls = _channel_tls(tls)
@@ -273,35 +286,59 @@ class Channel(CallOpening):
             await self._core.wait_for_state_change(state)  # SHUTDOWN: ChannelClosedError
             state = self.get_state(try_to_connect=True)
 
+    # -- the service config's policies (retries, hedging, timeouts: _retry*.py) ------------
+    async def _policy(
+        self, spec: MethodSpec[Any, Any], deadline: float | None
+    ) -> MethodPolicy | None:
+        if self._config_lookup and not self._core.resolved:  # the first calls: wait for the
+            await self._core.wait_resolved(deadline)  # resolver, it may bring a config
+        if self._service_config is None:
+            return None
+        policies = self._method_policies
+        if spec.path not in policies:
+            policies[spec.path] = method_policy(self._service_config, spec, self._retry_throttle)
+        return policies[spec.path]
+
+    async def _open_call(
+        self,
+        spec: MethodSpec[ReqT, RespT],
+        options: CallOptions,
+        request: ReqT | None,
+        deadline: float | None,
+    ) -> ActiveCall[ReqT, RespT]:
+        """Open a call of any kind but unary-unary under its method's policy: ``request``
+        for the kinds with one request, None when the application streams them."""
+        policy = await self._policy(spec, deadline)
+        if policy is not None:
+            return await open_with_policy(self, policy, spec, options, request, deadline)
+        return await self._open(spec, options, request, request is not None, deadline)
+
     # -- the four call kinds (what generated stubs call) ---------------------------------
     async def unary_unary(
         self, spec: MethodSpec[ReqT, RespT], request: ReqT, **options: Unpack[CallOptions]
     ) -> RespT:
+        """Call a unary method: send ``request``, return the reply (RpcError on failure). ``spec``
+        is the generated method constant; ``options`` are ``CallOptions`` (timeout, metadata,
+        ...). The service config's retry or hedging policy applies. Generated stubs call this."""
         deadline = effective_deadline(options.get("timeout"))
-        if self._config_lookup and not self._core.resolved:  # the first calls: wait for the
-            await self._core.wait_resolved(deadline)  # resolver, it may bring a config
-        if self._service_config is not None:  # retries, hedging, timeouts: see _retry.py
-            policies = self._method_policies
-            if spec.path not in policies:
-                policies[spec.path] = method_policy(
-                    self._service_config, spec, self._retry_throttle
-                )
-            policy = policies[spec.path]
-            if policy is not None:
-                return await unary_with_policy(self, policy, spec, request, options, deadline)
+        policy = await self._policy(spec, deadline)
+        if policy is not None:
+            return await unary_with_policy(self, policy, spec, request, options, deadline)
         with await self._open(spec, options, request, True, deadline) as call:
             return await call.recv_unary()
 
     def unary_stream(
         self, spec: MethodSpec[ReqT, RespT], request: ReqT, **options: Unpack[CallOptions]
     ) -> AsyncIterator[RespT]:
+        """Call a server-streaming method: send ``request``, iterate over the replies (RpcError on
+        failure). Generated stubs call this."""
         return self._unary_stream(spec, request, options)
 
     async def _unary_stream(
         self, spec: MethodSpec[ReqT, RespT], request: ReqT, options: CallOptions
     ) -> AsyncIterator[RespT]:
         deadline = effective_deadline(options.get("timeout"))
-        with await self._open(spec, options, request, True, deadline) as call:
+        with await self._open_call(spec, options, request, deadline) as call:
             while (message := await call.recv()) is not None:
                 yield message
             await call.finish()
@@ -312,16 +349,20 @@ class Channel(CallOpening):
         requests: Iterable[ReqT] | AsyncIterable[ReqT],
         **options: Unpack[CallOptions],
     ) -> RespT:
+        """Call a client-streaming method: send every message of ``requests`` (an iterable or async
+        iterable), half-close, return the reply. Generated stubs call this."""
         deadline = effective_deadline(options.get("timeout"))
-        with await self._open(spec, options, None, False, deadline) as call:
+        with await self._open_call(spec, options, None, deadline) as call:
             return await unary_response_while_sending(call, requests)
 
     def stream_stream(
         self, spec: MethodSpec[ReqT, RespT], **options: Unpack[CallOptions]
     ) -> BidiStream[ReqT, RespT]:
+        """A bidirectional-streaming call as a ``BidiStream`` (``send``, ``recv``,
+        ``done_writing``); it opens on first use. Generated stubs call this."""
         deadline = effective_deadline(options.get("timeout"))
         return BidiStream(
-            lambda: self._open(spec, options, None, False, deadline), self._core.ensure_runtime
+            lambda: self._open_call(spec, options, None, deadline), self._core.ensure_runtime
         )
 
     def stream_stream_iter(
@@ -330,6 +371,8 @@ class Channel(CallOpening):
         requests: Iterable[ReqT] | AsyncIterable[ReqT],
         **options: Unpack[CallOptions],
     ) -> AsyncIterator[RespT]:
+        """A bidirectional-streaming call fed from ``requests`` (an iterable or async iterable) in
+        the background, iterating over the replies. Generated stubs call this."""
         return self._stream_stream_iter(spec, requests, options)
 
     async def _stream_stream_iter(
@@ -339,7 +382,7 @@ class Channel(CallOpening):
         options: CallOptions,
     ) -> AsyncIterator[RespT]:
         deadline = effective_deadline(options.get("timeout"))
-        with await self._open(spec, options, None, False, deadline) as call:
+        with await self._open_call(spec, options, None, deadline) as call:
             sender = RequestSender(call, requests)
             try:
                 try:
@@ -361,13 +404,10 @@ class Channel(CallOpening):
         """A unary call as a ``UnaryCall``: ``reply = await call``, then (or meanwhile)
         ``call.initial_metadata``, ``trailing_metadata``, ``status``, ``peer``, ``cancel()``.
         ``spec``: the generated method constant (``ECHO_UNARY``). Starts when first awaited.
-        Not retried nor hedged by the service config (its ``timeout`` is not applied either):
-        the object is backed by one ``ClientCall`` from its opening, while a retried call picks
-        its attempt only when it commits (the response message); use ``unary_unary`` (the
-        stub) for policies."""
+        Retried or hedged as the stub's call is (the state shown is the committed attempt's)."""
         deadline = effective_deadline(options.get("timeout"))
         return UnaryCall(
-            lambda: self._open(spec, options, request, True, deadline), self._core.ensure_runtime
+            lambda: self._open_call(spec, options, request, deadline), self._core.ensure_runtime
         )
 
     def server_stream_call(
@@ -377,7 +417,7 @@ class Channel(CallOpening):
         with the call's state. Starts at the first read."""
         deadline = effective_deadline(options.get("timeout"))
         return ServerStreamCall(
-            lambda: self._open(spec, options, request, True, deadline), self._core.ensure_runtime
+            lambda: self._open_call(spec, options, request, deadline), self._core.ensure_runtime
         )
 
     def client_stream_call(
@@ -387,5 +427,5 @@ class Channel(CallOpening):
         ``reply = await call.response()``, with the call's state. Starts at the first use."""
         deadline = effective_deadline(options.get("timeout"))
         return ClientStreamCall(
-            lambda: self._open(spec, options, None, False, deadline), self._core.ensure_runtime
+            lambda: self._open_call(spec, options, None, deadline), self._core.ensure_runtime
         )

@@ -10,6 +10,9 @@
   multiplier**(n-1), max))``, n counting retries since the start or the last server pushback;
   ``grpc-retry-pushback-ms`` overrides it: a non-negative integer is the delay (and resets n),
   anything else (negative, unparseable) stops retrying.
+* :class:`RetryBuffer`: how many bytes of sent request messages streaming calls may keep for
+  replaying on a new attempt: per call and per channel; a call that would pass either limit
+  commits (no more retries) and frees what it held.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from .._status import Status
 from .service_config import HedgingPolicy, RetryPolicy, RetryThrottling
 
 __all__ = [
+    "DEFAULT_PER_CALL_RETRY_BUFFER",
+    "DEFAULT_RETRY_BUFFER",
     "PUSHBACK_HEADER",
     "HedgingState",
+    "RetryBuffer",
     "Pushback",
     "RetryDecision",
     "RetryState",
@@ -33,6 +39,8 @@ __all__ = [
 ]
 
 PUSHBACK_HEADER = "grpc-retry-pushback-ms"
+DEFAULT_PER_CALL_RETRY_BUFFER = 256 * 1024  # gRPC's defaults
+DEFAULT_RETRY_BUFFER = 16 * 1024 * 1024
 _INTEGER = re.compile(r"^-?\d+$")
 
 
@@ -79,6 +87,9 @@ class RetryThrottle:
 
 @dataclass(frozen=True, slots=True)
 class RetryDecision:
+    """Whether a failed attempt is retried, after what ``delay`` (seconds), and if not, the
+    ``reason``."""
+
     retry: bool
     delay: float = 0.0
     reason: str = ""
@@ -174,3 +185,30 @@ class HedgingState:
             self.stopped = True
             return False, 0.0
         return False, pushback.delay if pushback is not None and pushback.delay else 0.0
+
+
+class RetryBuffer:
+    """The bytes of request messages a channel's calls keep for replay (gRFC A6's buffer
+    limits): at most ``per_call`` for one call, ``total`` for all the channel's calls."""
+
+    __slots__ = ("per_call", "total", "used")
+
+    def __init__(
+        self, per_call: int = DEFAULT_PER_CALL_RETRY_BUFFER, total: int = DEFAULT_RETRY_BUFFER
+    ) -> None:
+        if per_call < 0 or total < 0:
+            raise ValueError("retry buffer limits must be >= 0")
+        self.per_call = per_call
+        self.total = total
+        self.used = 0
+
+    def reserve(self, held: int, size: int) -> bool:
+        """A call that holds ``held`` bytes wants to keep ``size`` more: True (reserved) when
+        both limits allow it, False when the call must commit instead."""
+        if held + size > self.per_call or self.used + size > self.total:
+            return False
+        self.used += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.used = max(0, self.used - size)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
 
+import anyio
 import pytest
 
 import rpcfw
@@ -71,8 +72,8 @@ def make_scripted(mod: ModuleType) -> Any:
             step = self.script.pop(0) if self.script else "ok"
             if step == "slow":
                 try:
-                    await asyncio.sleep(30)
-                except asyncio.CancelledError:
+                    await anyio.sleep(30)
+                except anyio.get_cancelled_exc_class():
                     self.cancelled += 1
                     raise
             elif isinstance(step, tuple) and step[0] == "late":
@@ -303,7 +304,6 @@ async def test_methods_without_config_take_the_fast_path(
 
 def test_retries_on_trio(echo_pb: ModuleType, idempotent_unary: Any) -> None:
     """The retry loop on the anyio runtime (trio): two UNAVAILABLE answers, then OK."""
-    import anyio
 
     async def main() -> tuple[int, list[str | None]]:
         service = make_scripted(echo_pb)
@@ -322,3 +322,65 @@ def test_retries_on_trio(echo_pb: ModuleType, idempotent_unary: Any) -> None:
         return int(reply.index), list(service.previous)
 
     assert anyio.run(main, backend="trio") == (3, [None, "1", "2"])
+
+
+async def test_hedging_pushback_holds_the_next_hedge_back(
+    echo_pb: ModuleType, scripted: Any, idempotent_unary: Any
+) -> None:
+    """Fault: UNAVAILABLE (non-fatal) with a 100 s pushback. Without it the next hedge would
+    start at once (see the non-fatal test); with it none starts before the 0.3 s deadline."""
+    service, server = scripted
+    service.script = [(Status.UNAVAILABLE, "100000"), "ok"]
+    async with rpcfw.Channel(server.address, service_config=hedging_config("100s", 3)) as channel:
+        with pytest.raises(rpcfw.RpcError) as info:
+            await channel.unary_unary(idempotent_unary, echo_pb.EchoRequest(), timeout=0.3)
+    assert info.value.status is Status.UNAVAILABLE and service.previous == [None]
+
+
+async def test_hedging_negative_pushback_stops_hedging(
+    echo_pb: ModuleType, scripted: Any, idempotent_unary: Any
+) -> None:
+    """Fault: UNAVAILABLE with pushback -1: no further hedge, the failure is the outcome."""
+    service, server = scripted
+    service.script = [(Status.UNAVAILABLE, "-1"), "ok"]
+    async with rpcfw.Channel(server.address, service_config=hedging_config("100s", 3)) as channel:
+        with pytest.raises(rpcfw.RpcError) as info:
+            await channel.unary_unary(idempotent_unary, echo_pb.EchoRequest(), timeout=10)
+    assert info.value.status is Status.UNAVAILABLE and service.previous == [None]
+
+
+async def test_hedging_throttling_stops_further_hedges(
+    echo_pb: ModuleType, scripted: Any, idempotent_unary: Any
+) -> None:
+    """Fault: every attempt UNAVAILABLE (non-fatal). maxTokens 4: after two failures 2 tokens
+    are left (not > 2), so call 1 starts no 3rd hedge and call 2 gets only its first."""
+    service, server = scripted
+    service.script = [UNAVAILABLE] * 10
+    config = {**hedging_config("100s", 3), "retryThrottling": {"maxTokens": 4, "tokenRatio": 0.1}}
+    async with rpcfw.Channel(server.address, service_config=config) as channel:
+        for _ in range(2):
+            with pytest.raises(rpcfw.RpcError):
+                await channel.unary_unary(idempotent_unary, echo_pb.EchoRequest(), timeout=10)
+    assert service.previous == [None, "1", None]
+
+
+def test_hedging_on_trio(echo_pb: ModuleType, idempotent_unary: Any) -> None:
+    """The hedging race on the anyio runtime (trio). Fault: the first attempt never answers;
+    the hedge 50 ms later answers and the first is cancelled (the server sees it)."""
+
+    async def main() -> tuple[int, list[str | None], int]:
+        service = make_scripted(echo_pb)
+        service.script = ["slow", "ok"]
+        server = rpcfw.Server([service])
+        async with anyio.create_task_group() as group:
+            port = await group.start(server.serve, "127.0.0.1", 0)
+            with anyio.fail_after(10):  # liveness bound only
+                async with rpcfw.Channel(
+                    f"127.0.0.1:{port}", service_config=hedging_config("0.05s")
+                ) as channel:
+                    reply = await channel.unary_unary(idempotent_unary, echo_pb.EchoRequest())
+                    await wait_until(lambda: service.cancelled == 1)
+            group.cancel_scope.cancel()
+        return int(reply.index), list(service.previous), service.cancelled
+
+    assert anyio.run(main, backend="trio") == (2, [None, "1"], 1)

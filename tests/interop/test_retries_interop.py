@@ -1,5 +1,6 @@
 """rpcfw retries against a grpcio server that fails the first attempts (UNAVAILABLE, and a
-pushback trailer), counting the attempts and their ``grpc-previous-rpc-attempts`` server-side."""
+pushback trailer), counting the attempts and their ``grpc-previous-rpc-attempts`` server-side;
+unary calls and streaming calls (a client stream whose requests are replayed)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ from .grpc_peer import GrpcEcho
 CONFIG = {
     "methodConfig": [
         {
-            "name": [{"service": "echo.v1.Echo", "method": "Unary"}],
+            "name": [
+                {"service": "echo.v1.Echo", "method": "Unary"},
+                {"service": "echo.v1.Echo", "method": "ServerStream"},
+                {"service": "echo.v1.Echo", "method": "ClientStream"},
+            ],
             "retryPolicy": {
                 "maxAttempts": 4,
                 "initialBackoff": "0.001s",
@@ -41,6 +46,7 @@ class FailingFirst(GrpcEcho):
         self.failures = failures
         self.pushback = pushback
         self.previous: list[str | None] = []
+        self.received: list[list[str]] = []  # client streams: the requests of each attempt
 
     async def unary(self, request: Any, context: Any) -> Any:
         metadata = dict(context.invocation_metadata())
@@ -50,6 +56,29 @@ class FailingFirst(GrpcEcho):
                 context.set_trailing_metadata([("grpc-retry-pushback-ms", self.pushback)])
             await context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
         return await super().unary(request, context)
+
+    async def server_stream(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        await self._fail_first(context)
+        async for reply in super().server_stream(request, context):
+            yield reply
+
+    async def client_stream(self, requests: AsyncIterator[Any], context: Any) -> Any:
+        seen = [request.message async for request in requests]
+        self.received.append(seen)
+        await self._fail_first(context)
+
+        async def again() -> AsyncIterator[Any]:
+            for message in seen:
+                yield self._mod.EchoRequest(message=message)
+
+        return await super().client_stream(again(), context)
+
+    async def _fail_first(self, context: Any) -> None:
+        """The unary hook for the streaming methods: fail before sending any message."""
+        metadata = dict(context.invocation_metadata())
+        self.previous.append(metadata.get("grpc-previous-rpc-attempts"))
+        if len(self.previous) <= self.failures:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
 
 
 @pytest.fixture
@@ -91,3 +120,37 @@ async def test_grpcio_negative_pushback_stops_retries(
         with pytest.raises(rpcfw.RpcError) as info:
             await channel.unary_unary(spec, echo_pb.EchoRequest(), timeout=10)
     assert info.value.status is Status.UNAVAILABLE and servicer.previous == [None]
+
+
+async def test_server_stream_retried_against_grpcio_server_failing_first_attempts(
+    echo_pb: ModuleType, start_grpcio: Any
+) -> None:
+    """Fault: grpcio fails the first two attempts UNAVAILABLE before any message."""
+    servicer = FailingFirst(echo_pb, failures=2)
+    address = await start_grpcio(servicer)
+    spec = dataclasses.replace(echo_pb.ECHO_SERVER_STREAM, idempotent=True)
+    async with rpcfw.Channel(address, service_config=CONFIG) as channel:
+        request = echo_pb.EchoRequest(message="s", count=3)
+        replies = [r async for r in channel.unary_stream(spec, request, timeout=10)]
+    assert [(r.index, r.server_id) for r in replies] == [
+        (0, "grpcio"),
+        (1, "grpcio"),
+        (2, "grpcio"),
+    ]
+    assert servicer.previous == [None, "1", "2"]
+
+
+async def test_client_stream_replayed_to_grpcio_server_after_a_failed_attempt(
+    echo_pb: ModuleType, start_grpcio: Any
+) -> None:
+    """Fault: grpcio reads every request of the first attempt, then fails it UNAVAILABLE; the
+    second attempt gets the same requests again, in order."""
+    servicer = FailingFirst(echo_pb, failures=1)
+    address = await start_grpcio(servicer)
+    spec = dataclasses.replace(echo_pb.ECHO_CLIENT_STREAM, idempotent=True)
+    messages = [echo_pb.EchoRequest(message=m) for m in ("a", "b", "c")]
+    async with rpcfw.Channel(address, service_config=CONFIG) as channel:
+        reply = await channel.stream_unary(spec, messages, timeout=10)
+    assert reply.message == "a,b,c" and reply.index == 3
+    assert servicer.received == [["a", "b", "c"], ["a", "b", "c"]]
+    assert servicer.previous == [None, "1"]

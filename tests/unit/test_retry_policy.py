@@ -19,6 +19,7 @@ from rpcfw.policy import (
 from rpcfw.policy.retry import (
     HedgingState,
     Pushback,
+    RetryBuffer,
     RetryState,
     RetryThrottle,
     parse_pushback,
@@ -261,3 +262,17 @@ def test_hedging_throttled() -> None:
     state.on_started()
     state.on_failure(Status.UNAVAILABLE)  # tokens 1: not > 1
     assert not state.can_start()
+
+
+def test_retry_buffer_limits_per_call_and_per_channel() -> None:
+    """A call may keep bytes while both its own total and the channel's stay within limits;
+    a refusal reserves nothing; released bytes can be kept again."""
+    buffer = RetryBuffer(per_call=100, total=150)
+    assert buffer.reserve(0, 60) and buffer.used == 60  # call A holds 60
+    assert not buffer.reserve(60, 41) and buffer.used == 60  # A would hold 101 > 100
+    assert buffer.reserve(0, 90) and buffer.used == 150  # call B holds 90: channel full
+    assert not buffer.reserve(0, 1) and buffer.used == 150  # call C: past the channel total
+    buffer.release(60)  # A committed
+    assert buffer.reserve(0, 1) and buffer.used == 91
+    with pytest.raises(ValueError):
+        RetryBuffer(per_call=-1)
