@@ -163,19 +163,36 @@ async def _run(
             _received(*observed, request, len(data))
     else:
         request = _requests(stream, method, config.max_receive, encoding, observed)
-    if kind is Cardinality.UNARY_UNARY or kind is Cardinality.STREAM_UNARY:
-        response = await impl(request, context)
-        payload = _payload(response, method)
-        if observed is not None:
-            _sent(*observed, response, len(payload))
-        await context.send_unary(payload)
-        return
-    async for response in impl(request, context):
-        payload = _payload(response, method)
-        if observed is not None:
-            _sent(*observed, response, len(payload))
-        await context.send_message(payload)
-    await context.send_status(Status.OK, None)
+    try:
+        if kind is Cardinality.UNARY_UNARY or kind is Cardinality.STREAM_UNARY:
+            response = await impl(request, context)
+            payload = _payload(response, method)
+            if observed is not None:
+                _sent(*observed, response, len(payload))
+            await context.send_unary(payload)
+            return
+        responses = impl(request, context)
+        try:
+            async for response in responses:
+                payload = _payload(response, method)
+                if observed is not None:
+                    _sent(*observed, response, len(payload))
+                await context.send_message(payload)
+        finally:
+            await _close(responses)  # the handler's finally blocks run now, in this task
+        await context.send_status(Status.OK, None)
+    finally:
+        if kind.client_streaming:
+            await _close(request)  # a handler that stopped reading early leaves it open
+
+
+async def _close(iterator: object) -> None:
+    """Close an async generator (a handler's responses, the request stream) that may have been
+    left suspended: not closing it leaves it to the garbage collector, which runs its cleanup
+    later in another task (asyncio) or reports it as an unraisable error (trio)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _unimplemented(config: DispatchConfig, path: str) -> str:
