@@ -13,8 +13,12 @@ Layout of OUT, for ``proto/echo/v1/echo.proto`` (package ``echo.v1``) generated 
 OUT is a package (every directory gets an ``__init__.py``); import it as one, e.g. with OUT's
 parent on ``sys.path``::
 
-    both:         OUT/echo/v1/echo_rpcfw.py     EchoStub, EchoBase, ECHO_UNARY..., and the
-                                                messages the services use, re-exported
+    both:         OUT/echo/v1/echo_rpcfw.py     EchoStub, EchoBase, ECHO_UNARY..., every
+                                                message and enum of the file (nested ones
+                                                flat: EchoRequestPart) and the messages the
+                                                services use, re-exported; for every .proto,
+                                                with services or not
+    rpcfw gen:    OUT/.rpcfw-gen.json           what it wrote (see :mod:`.ownership`)
     protobuf:     OUT/echo/v1/echo_pb2.py(+.pyi) protoc's module, next to its .proto path
     betterproto2: OUT/echo/v1/__init__.py       all messages of proto package ``echo.v1``;
                   OUT/google/protobuf/__init__.py well-known types; OUT/message_pool.py

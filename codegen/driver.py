@@ -7,6 +7,9 @@
    betterproto2's plugin, and its services rendered in-process by this package.
 3. All of it is written to a scratch dir, post-processed, completed with ``__init__.py``
    files, and only then moved into OUT: a failure leaves OUT untouched.
+4. OUT is rpcfw gen's: its manifest lists what it wrote, files it wrote before and no longer
+   writes are removed, and it does not replace files it does not own unless forced
+   (:mod:`.ownership`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2
 from google.protobuf.compiler import plugin_pb2
 
+from .errors import GenError
 from .naming import Backend, module_base
+from .ownership import Ownership, digest, write_manifest
 from .plugin import generate
 from .postprocess import fix_betterproto2_tree, fix_pb2_tree, use_private_pool
 
@@ -36,14 +41,11 @@ _TIMEOUT = 600.0
 _SKIP_DIRS = frozenset({"site-packages", "node_modules", "__pycache__"})
 
 
-class GenError(Exception):
-    """Generation failed; ``str()`` is the message for the user (protoc's own when it failed)."""
-
-
 @dataclass(frozen=True, slots=True)
 class GenResult:
     files: tuple[Path, ...]  # written into OUT, sorted
     warnings: str  # protoc's stderr of a successful run (e.g. unused imports), may be ""
+    removed: tuple[Path, ...] = ()  # written by the previous run and no longer generated
 
 
 def wkt_include_dir() -> Path:
@@ -135,15 +137,26 @@ def _betterproto2_plugin(scratch: Path) -> Path:
     return script
 
 
-def _add_init_files(stage: Path, out: Path) -> None:
-    """Make every directory holding Python code a package (keeping OUT's own ``__init__``)."""
+def _add_init_files(stage: Path, owner: Ownership) -> None:
+    """Make every directory holding Python code a package (keeping the user's ``__init__``)."""
     rel_dirs: set[Path] = {Path()}
     for path in stage.rglob("*.py"):
         rel_dirs.update(path.relative_to(stage).parents)
     for rel in rel_dirs:
         init = stage / rel / "__init__.py"
-        if not init.exists() and not (out / rel / "__init__.py").exists():
+        users = owner.is_users((rel / "__init__.py").as_posix())
+        if not init.exists() and not users:
             init.write_text("")
+        elif users and init.exists() and not init.stat().st_size:
+            init.unlink()  # an empty placeholder (betterproto2 writes some): the user's stays
+
+
+def _staged(stage: Path) -> dict[str, str]:
+    return {
+        p.relative_to(stage).as_posix(): digest(p.read_bytes())
+        for p in stage.rglob("*")
+        if p.is_file()
+    }
 
 
 def _move_into(stage: Path, out: Path) -> list[Path]:
@@ -172,8 +185,13 @@ def generate_tree(
     includes: Sequence[str | Path] = (),
     backend: Backend = Backend.BETTERPROTO2,
     private_pool: bool = False,
+    force: bool = False,
 ) -> GenResult:
     """Generate messages and rpcfw services for ``inputs`` into the package dir ``out``.
+
+    ``out`` is rpcfw gen's (see :mod:`.ownership`): what the previous run wrote and this one
+    does not is removed. ``force``: generate into a folder rpcfw gen did not make, and replace
+    files it does not own (or that were edited).
 
     ``private_pool`` (protobuf backend, files without imports only): register the messages in
     a descriptor pool of their own instead of protobuf's global one, so a library can bundle
@@ -182,6 +200,8 @@ def generate_tree(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise GenError(f"{out}: exists and is not a directory")
+    owner = Ownership.scan(out)
+    owner.check_folder(force)
     proto_path, spelled = _protoc_inputs(inputs, files, includes)
     proto_path.append(wkt_include_dir())
     with tempfile.TemporaryDirectory(prefix="rpcfw-gen-") as tmp:
@@ -209,9 +229,16 @@ def generate_tree(
         if private_pool:
             use_private_pool(stage)
         _generate_services(fds, closure, stage, backend)
-        _add_init_files(stage, out)
+        _add_init_files(stage, owner)
+        staged = _staged(stage)
+        owner.check_writes(staged, force)
+        remove, keep = owner.stale(staged)
         written = _move_into(stage, out)
-    return GenResult(tuple(written), _drop_progress(warnings))
+    removed = owner.remove(remove)
+    write_manifest(out, backend.value, staged)
+    kept = [f"{out / rel}: no longer generated, kept: edited since it was" for rel in keep]
+    notes = [note for note in (_drop_progress(warnings), *kept) if note.strip()]
+    return GenResult(tuple(written), "\n".join(notes), tuple(removed))
 
 
 def _generate_messages(

@@ -1,4 +1,6 @@
-"""What the generator knows about a .proto file's services: no IO, no rendering.
+"""What the generator knows about a .proto file: its services and the types it defines.
+
+No IO, no rendering.
 
 Built from ``FileDescriptorProto`` messages (as protoc hands them to a plugin, or as a
 ``FileDescriptorSet`` holds them).
@@ -59,7 +61,7 @@ class Cardinality(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class MessageRef:
-    """A message type, as referenced by a method.
+    """A message type (as referenced by a method), or an enum type (as a file defines it).
 
     ``full_name`` has no leading dot (``common.v1.Page.Cursor``); ``local_name`` is the
     name inside its package (``Page.Cursor``); ``file`` is the .proto file defining it.
@@ -104,6 +106,8 @@ class ProtoFile:
     name: str
     package: str
     services: tuple[Service, ...]
+    # every message and enum the file defines, nested ones too (not map entries), in order
+    types: tuple[MessageRef, ...] = ()
 
     def message_refs(self) -> list[MessageRef]:
         """Every message the services use, in first-use order, without duplicates."""
@@ -131,6 +135,28 @@ class TypeIndex:
             return self._refs[key]
         except KeyError:
             raise LookupError(f"unknown message type {type_name!r}") from None
+
+
+def _defined_types(proto: descriptor_pb2.FileDescriptorProto) -> tuple[MessageRef, ...]:
+    """The file's messages and enums, depth first in declaration order; map entries left out
+    (betterproto2 has no class for them)."""
+
+    def walk(
+        messages: Iterable[descriptor_pb2.DescriptorProto],
+        enums: Iterable[descriptor_pb2.EnumDescriptorProto],
+        prefix: str,
+    ) -> Iterator[str]:
+        yield from (f"{prefix}{enum.name}" for enum in enums)
+        for message in messages:
+            if not message.options.map_entry:
+                yield f"{prefix}{message.name}"
+                yield from walk(message.nested_type, message.enum_type, f"{prefix}{message.name}.")
+
+    pkg = proto.package
+    return tuple(
+        MessageRef(f"{pkg}.{local}" if pkg else local, pkg, local, proto.name)
+        for local in walk(proto.message_type, proto.enum_type, "")
+    )
 
 
 def _walk_messages(
@@ -191,7 +217,7 @@ def build_file(proto: descriptor_pb2.FileDescriptorProto, index: TypeIndex) -> P
                 deprecated=service.options.deprecated,
             )
         )
-    return ProtoFile(proto.name, proto.package, tuple(services))
+    return ProtoFile(proto.name, proto.package, tuple(services), _defined_types(proto))
 
 
 def build_files(

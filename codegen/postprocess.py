@@ -4,7 +4,10 @@
   which only works with OUT itself on ``sys.path``; rpcfw imports OUT as a package, so local
   imports become relative. ``google.protobuf`` imports stay absolute (the runtime ships them).
   protoc's ``.pyi`` leaves ``Mapping`` (message fields given as dicts) without type
-  arguments, which ``mypy --strict`` rejects: it becomes ``Mapping[str, object]``.
+  arguments, which ``mypy --strict`` rejects: it becomes ``Mapping[str, object]``; and it
+  declares the field numbers of top-level extensions ``NAME: ClassVar[int]`` outside any
+  class, which mypy rejects ("ClassVar can only be used for assignments in class body"):
+  those lose the ``ClassVar``.
 * betterproto2: its well-known types and message pool are not ``mypy --strict`` clean
   (betterproto2-compiler 0.10); patch the few known spots.
 """
@@ -23,6 +26,7 @@ _FROM_IMPORT = re.compile(r"^from ([\w.]+) import (\w+_pb2) as (\w+)$", re.MULTI
 _PLAIN_IMPORT = re.compile(r"^import (\w+_pb2) as (\w+)$", re.MULTILINE)
 _STAR_IMPORT = re.compile(r"^from ([\w.]+_pb2) import \*$", re.MULTILINE)
 _BARE_MAPPING = re.compile(r"\b_Mapping(?=\])")
+_MODULE_CLASSVAR = re.compile(r"^(\w+): _ClassVar\[(.+)\]$", re.MULTILINE)  # no indent: top level
 
 
 def _relative(current: str, target: str) -> tuple[str, str]:
@@ -65,6 +69,7 @@ def fix_pb2_tree(root: Path, local: Collection[str]) -> None:
         fixed = relativize_pb2_source(text, module, local)
         if path.suffix == ".pyi":
             fixed = _BARE_MAPPING.sub("_Mapping[str, object]", fixed)
+            fixed = _MODULE_CLASSVAR.sub(r"\1: \2", fixed)
         if fixed != text:
             path.write_text(fixed, encoding="utf-8")
 

@@ -1,10 +1,14 @@
-"""Text of one ``<file>_rpcfw.py`` service module (stubs, server bases, method specs)."""
+"""Text of one ``<file>_rpcfw.py`` module: stubs, server bases and method specs of the file's
+services, and every message and enum of the file (and the messages its methods use) re-exported
+under one name for both backends (nested ones flat, as betterproto2 names them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ._text import LINE_LENGTH, docstring, from_import, isort_key, wrap
+from .descriptors import proto_files_code
 from .model import Cardinality, Method, ProtoFile, Service
 from .naming import (
     Backend,
@@ -17,7 +21,7 @@ from .naming import (
     upper_snake,
 )
 
-__all__ = ["render_file"]
+__all__ = ["render_file", "render_types_module"]
 
 _OPTS = "**options: typing.Unpack[rpcfw.CallOptions]"
 # Names the generated module binds at top level: method and message names must not shadow them.
@@ -44,8 +48,10 @@ class _Names:
         return name
 
 
-def _plan_names(proto: ProtoFile, backend: Backend) -> tuple[_Names, dict[str, str]]:
-    names = _Names()
+def _plan_names(
+    proto: ProtoFile, backend: Backend, reserved: frozenset[str] = _MODULE_NAMES
+) -> tuple[_Names, dict[str, str]]:
+    names = _Names(set(reserved))
     if any(m.cardinality is Cardinality.STREAM_UNARY for s in proto.services for m in s.methods):
         names.used.add("Coroutine")  # imported for the client-streaming stubs
     module = rpcfw_module(proto.name)
@@ -57,8 +63,9 @@ def _plan_names(proto: ProtoFile, backend: Backend) -> tuple[_Names, dict[str, s
         for method in service.methods:
             key = f"{service.name}.{method.name}"
             classes[key] = names.claim(f"{upper_snake(service.name)}_{upper_snake(method.name)}")
-    refs = proto.message_refs()
-    # Messages of the file's own package get first pick of the plain names.
+    defined = {ref.full_name for ref in proto.types}
+    refs = [*proto.types, *(r for r in proto.message_refs() if r.full_name not in defined)]
+    # Types of the file's own package get first pick of the plain names.
     refs.sort(key=lambda ref: ref.package != proto.package)
     for ref in refs:
         flat = flat_class_name(ref.local_name)
@@ -68,8 +75,10 @@ def _plan_names(proto: ProtoFile, backend: Backend) -> tuple[_Names, dict[str, s
     return names, classes
 
 
-def _import_lines(names: _Names) -> list[str]:
+def _import_lines(names: _Names, extra: tuple[str, str] | None = None) -> list[str]:
     groups: dict[str, set[str]] = {}
+    if extra is not None:  # (source, member)
+        groups[extra[0]] = {extra[1]}
     plain: dict[tuple[str, str], str] = {}  # (source, top) -> local name
     for full_name, imp in names.imports.items():
         if not imp.attr:
@@ -118,6 +127,7 @@ def _method_names(service: Service, names: _Names) -> dict[str, str]:
 class _Ctx:
     names: _Names
     classes: dict[str, str]
+    files: str  # the module constant holding the rpcfw.ProtoFiles
     uses: set[str] = field(default_factory=set)
 
 
@@ -262,6 +272,7 @@ def _service(service: Service, ctx: _Ctx) -> list[str]:
         out += ["", *_stub_method(service, method, py[method.name], ctx)]
     out += ["", "", f"class {base}(rpcfw.ServiceBase):", *doc, *([""] if doc else [])]
     out += [f'{ind}__rpcfw_service__: typing.ClassVar[str] = "{service.full_name}"']
+    out += [f"{ind}__rpcfw_files__ = {ctx.files}"]
     for method in service.methods:
         out += ["", *_base_method(method, py[method.name], ctx)]
     out += ["", f"{ind}def __rpcfw_methods__("]
@@ -301,10 +312,14 @@ def _header_imports(uses: set[str]) -> list[str]:
     return lines
 
 
-def render_file(proto: ProtoFile, backend: Backend) -> str:
-    """The service module for ``proto`` (which must have at least one service)."""
+def render_file(proto: ProtoFile, backend: Backend, descriptors: Sequence[bytes] = ()) -> str:
+    """The service module for ``proto`` (which must have at least one service).
+
+    ``descriptors``: ``proto``'s serialized descriptor then its imports' (the betterproto2
+    backend embeds them, see :mod:`.descriptors`)."""
     names, classes = _plan_names(proto, backend)
-    ctx = _Ctx(names, classes)
+    files = proto_files_code(proto.name, backend, descriptors, names.claim)
+    ctx = _Ctx(names, classes, files.name)
     body: list[str] = []
     for service in proto.services:
         body += ["", "", *_service(service, ctx)]
@@ -324,12 +339,31 @@ def render_file(proto: ProtoFile, backend: Backend) -> str:
         *_header_imports(ctx.uses),
         "",
         "import rpcfw",
-        *_import_lines(names),
+        *_import_lines(names, files.imports),
         "",
         *all_lines,
         "",
         *specs,
+        "",
+        *files.lines,
         *body,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_types_module(proto: ProtoFile, backend: Backend) -> str:
+    """The module of a file without services: its messages and enums, re-exported."""
+    names, _ = _plan_names(proto, backend, frozenset())  # binds nothing but the types
+    exported = sorted(names.messages.values(), key=lambda n: isort_key(n, True))
+    imports = _import_lines(names)
+    lines = [
+        "# Generated by protoc-gen-rpcfw. DO NOT EDIT!",
+        f"# source: {proto.name}",
+        f'"""Messages and enums of {_docstring_safe(proto.name)}."""',
+        "",
+        *(imports[1:] if imports[:1] == [""] else imports),
+        "",
+        *wrap("__all__ = ", [f'"{n}"' for n in exported], "", "", "[]"),
     ]
     return "\n".join(lines) + "\n"
 

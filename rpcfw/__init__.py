@@ -4,7 +4,15 @@ The public API is what ``__all__`` lists; everything else is private.
 """
 
 from .__about__ import __version__
-from ._method import CallCredentials, CallOptions, Message, MethodSpec, ServerMethod, ServiceBase
+from ._method import (
+    CallCredentials,
+    CallOptions,
+    Message,
+    MethodSpec,
+    ProtoFiles,
+    ServerMethod,
+    ServiceBase,
+)
 from ._rich_status import RichStatus
 from ._status import Cardinality, Status
 from .balancer import ConnectivityState, Endpoint, register_balancer
@@ -76,6 +84,7 @@ __all__ = (
     "MethodSpec",
     "OutlierDetectionConfig",
     "PeerIdentity",
+    "ProtoFiles",
     "Registrar",
     "Registration",
     "RichStatus",

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypedDict, TypeVar
 
+from ._descriptors import ProtoFiles
 from ._status import Cardinality
 from .compression import Compression
 from .metadata import MetadataLike
@@ -16,6 +17,7 @@ __all__ = [
     "CallOptions",
     "Message",
     "MethodSpec",
+    "ProtoFiles",
     "ServerMethod",
     "ServiceBase",
 ]
@@ -24,7 +26,8 @@ __all__ = [
 class Message(Protocol):
     """Any protobuf message: betterproto2 dataclasses and protobuf (upb) classes both fit."""
 
-    def SerializeToString(self) -> bytes: ...
+    def SerializeToString(self) -> bytes:
+        """The message in the protobuf wire format."""
 
 
 ReqT = TypeVar("ReqT", bound=Message)
@@ -58,10 +61,12 @@ class MethodSpec(Generic[ReqT, RespT]):
 
     @property
     def service(self) -> str:
+        """The full service name of the method's path (``helloworld.Greeter``)."""
         return self.path.split("/")[1]
 
     @property
     def method(self) -> str:
+        """The method name of the method's path (``SayHello``)."""
         return self.path.rsplit("/", 1)[1]
 
 
@@ -102,9 +107,13 @@ class ServiceBase(abc.ABC):
 
     Subclasses set ``__rpcfw_service__`` (the full service name) and implement
     ``__rpcfw_methods__`` (generated), mapping each ``:path`` to its implementation.
+    ``__rpcfw_files__`` (generated) holds the descriptors of the .proto file declaring the
+    service and of its imports, which server reflection serves; None (code generated before
+    it existed, or written by hand) leaves the service listed but not described.
     """
 
     __rpcfw_service__: ClassVar[str]
+    __rpcfw_files__: ClassVar[ProtoFiles | None] = None
 
     @abc.abstractmethod
     def __rpcfw_methods__(self) -> Mapping[str, ServerMethod[Any, Any]]:

@@ -71,6 +71,10 @@ class Server:
     ``start()`` marks ``""`` and every service in ``server.services`` SERVING (those whose status
     was set before keep it); ``server.services`` names the services given, not an added Health.
 
+    ``reflection=True`` also serves gRPC server reflection (``grpc.reflection.v1`` and
+    ``v1alpha``, see ``rpcfw.reflection``) describing every service served, so grpcurl and
+    other tools can list, describe and call them without the .proto files. Off by default.
+
     Connections: ``max_concurrent_streams`` handlers run at once per connection (a stream over
     it is refused, the connection lives); ``handshake_timeout`` for the client's first
     SETTINGS; ``keepalive`` pings a quiet client (default 2 h, 20 s to answer; None: off);
@@ -92,6 +96,7 @@ class Server:
         services: Iterable[ServiceBase],
         *,
         health: bool = True,
+        reflection: bool = False,
         max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         max_send_message_length: int | None = None,
         registry: Registrar | None = None,
@@ -128,6 +133,8 @@ class Server:
             self.health = HealthService()
             names.add(HealthService.__rpcfw_service__)
             methods.update(self.health.__rpcfw_methods__())
+        if reflection:
+            self._add_reflection(services, names, methods)
         self._dispatch = DispatchConfig(
             methods,
             frozenset(names),
@@ -153,6 +160,23 @@ class Server:
         self._budget: GraceBudget | None = None  # the drain's time, which stop() may cut
         self.host: str | None = None
         self.port: int | None = None
+
+    def _add_reflection(
+        self,
+        services: list[ServiceBase],
+        names: set[str],
+        methods: dict[str, ServerMethod[Any, Any]],
+    ) -> None:
+        """Serve both reflection services (those ``services`` lacks), describing them all."""
+        from ..reflection import reflection_services  # generated code imports rpcfw
+
+        served = list(services)
+        if self.health is not None and self.health not in served:
+            served.append(self.health)
+        for service in reflection_services(served):
+            if service.__rpcfw_service__ not in names:
+                names.add(service.__rpcfw_service__)
+                methods.update(service.__rpcfw_methods__())
 
     def __repr__(self) -> str:
         where = self.host if is_unix_host(self.host) else f"{self.host}:{self.port}"
@@ -187,6 +211,7 @@ class Server:
 
     @property
     def open_connections(self) -> int:
+        """How many client connections are open now, on either IO layer."""
         return len(self._connections) + len(self._anyio_connections)
 
     @property

@@ -3,8 +3,14 @@
 After changing a .proto there (or upgrading grpcio-tools), regenerate with::
 
     python -c "from rpcfw_codegen import *; generate_tree(
-        ['rpcfw/_proto/grpc/health/v1/health.proto'], 'rpcfw/_proto',
-        includes=['rpcfw/_proto'], backend=Backend.PROTOBUF, private_pool=True)"
+        ['rpcfw/_proto/grpc/health/v1/health.proto',
+         'rpcfw/_proto/grpc/reflection/v1/reflection.proto',
+         'rpcfw/_proto/grpc/reflection/v1alpha/reflection.proto'], 'rpcfw/_proto',
+        includes=['rpcfw/_proto'], backend=Backend.PROTOBUF, private_pool=True, force=True)"
+
+(``force``: rpcfw/_proto keeps no manifest of what rpcfw gen wrote, ``.rpcfw-gen.json``, which
+this comparison ignores; delete the one the command leaves there. Generate every bundled
+.proto in that one call: a later call into the same folder removes what the earlier one wrote.)
 
 (``private_pool``: the messages stay out of protobuf's global pool, so rpcfw can be imported
 beside grpclib.health or grpcio-health-checking, which register the same message names.)
@@ -18,25 +24,30 @@ import re
 from pathlib import Path
 
 from rpcfw_codegen import Backend, generate_tree
+from rpcfw_codegen.ownership import MANIFEST
 
 from .conftest import REPO, tree_diff
 
 BUNDLED = REPO / "rpcfw" / "_proto"
 HEALTH_PROTO = BUNDLED / "grpc" / "health" / "v1" / "health.proto"
+BUNDLED_PROTOS = sorted(BUNDLED.rglob("*.proto"))  # health, reflection v1 and v1alpha
 
 
 def _generated(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix != ".proto" and "__pycache__" not in p.parts
+        if p.is_file()
+        and p.suffix != ".proto"
+        and "__pycache__" not in p.parts
+        and p.name != MANIFEST
     }
 
 
-def test_bundled_health_code_is_up_to_date(tmp_path: Path) -> None:
+def test_bundled_health_and_reflection_code_is_up_to_date(tmp_path: Path) -> None:
     out = tmp_path / "gen"
     generate_tree(
-        [HEALTH_PROTO], out, includes=[BUNDLED], backend=Backend.PROTOBUF, private_pool=True
+        BUNDLED_PROTOS, out, includes=[BUNDLED], backend=Backend.PROTOBUF, private_pool=True
     )
     diff = tree_diff(_generated(BUNDLED), _generated(out), "rpcfw/_proto")
     assert not diff, "rpcfw/_proto is stale (see this file's docstring):\n" + diff

@@ -44,7 +44,6 @@ def _snapshot(root: Path) -> dict[Path, tuple[bytes, int]]:
 def test_rerun_is_idempotent(tmp_path: Path) -> None:
     out = tmp_path / "gen"
     generate_tree([PROTO], out, includes=[PROTO], backend=Backend.PROTOBUF)
-    (out / "__init__.py").write_text("# user-owned package init\n")
     before = _snapshot(out)
     generate_tree([PROTO], out, includes=[PROTO], backend=Backend.PROTOBUF)
     assert _snapshot(out) == before  # same bytes, files not even rewritten

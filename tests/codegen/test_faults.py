@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -23,17 +24,24 @@ def _run(*args: str | Path) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
-    """An OUT that already holds a file: failures must leave it exactly so."""
+    """An OUT of an earlier run, with a file of the user's beside: failures must leave it so."""
     out = tmp_path / "out"
-    out.mkdir()
+    code, _, err = _run(PROTO / "helloworld.proto", "-o", out, "--messages", "protobuf")
+    assert code == 0, err
     (out / "keep.txt").write_text("mine")
+    (tmp_path / "before.json").write_text(json.dumps({k: v.hex() for k, v in _files(out).items()}))
     return out
 
 
 def _untouched(out: Path) -> None:
-    assert sorted(p.name for p in out.rglob("*")) == ["keep.txt"]
+    before = json.loads((out.parent / "before.json").read_text())
+    assert {k: v.hex() for k, v in _files(out).items()} == before
     assert (out / "keep.txt").read_text() == "mine"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from google.protobuf import descriptor_pb2
 from rpcfw_codegen.model import Cardinality, build_files, clean_comment
@@ -15,6 +17,7 @@ from rpcfw_codegen.naming import (
     rpcfw_module_path,
     snake_case,
 )
+from rpcfw_codegen.postprocess import fix_pb2_tree
 
 MethodOptions = descriptor_pb2.MethodOptions
 
@@ -76,6 +79,42 @@ def test_types_paths_and_nested_refs() -> None:
         "pkg.v1.Resp",
         "pkg.v1.Req.Inner",
     ]
+
+
+def test_types_are_every_message_and_enum_of_the_file_but_map_entries() -> None:
+    f = _file()
+    f.enum_type.add(name="Color")
+    req = f.message_type[0]
+    req.enum_type.add(name="Kind")
+    entry = req.nested_type.add(name="LabelsEntry")
+    entry.options.map_entry = True
+    req.nested_type[0].nested_type.add(name="Deepest")
+    (proto,) = build_files([f], ["pkg/svc.proto"])
+    assert [(r.local_name, r.full_name, r.file) for r in proto.types] == [
+        ("Color", "pkg.v1.Color", "pkg/svc.proto"),
+        ("Req", "pkg.v1.Req", "pkg/svc.proto"),
+        ("Req.Kind", "pkg.v1.Req.Kind", "pkg/svc.proto"),
+        ("Req.Inner", "pkg.v1.Req.Inner", "pkg/svc.proto"),
+        ("Req.Inner.Deepest", "pkg.v1.Req.Inner.Deepest", "pkg/svc.proto"),
+        ("Resp", "pkg.v1.Resp", "pkg/svc.proto"),
+    ]
+
+
+def test_pyi_fixups_drop_classvar_outside_classes_only(tmp_path: Path) -> None:
+    stub = tmp_path / "ext_pb2.pyi"
+    stub.write_text(
+        "from typing import ClassVar as _ClassVar\n"
+        "VISIBILITY_FIELD_NUMBER: _ClassVar[int]\n"
+        "visibility: _descriptor.FieldDescriptor\n"
+        "class M(_message.Message):\n"
+        "    X_FIELD_NUMBER: _ClassVar[int]\n"
+        "    def __init__(self, m: _Optional[_Union[M, _Mapping]] = ...) -> None: ...\n"
+    )
+    fix_pb2_tree(tmp_path, set())
+    lines = stub.read_text().splitlines()
+    assert lines[1] == "VISIBILITY_FIELD_NUMBER: int"  # mypy: ClassVar only in a class body
+    assert lines[4] == "    X_FIELD_NUMBER: _ClassVar[int]"
+    assert lines[5].endswith("m: _Optional[_Union[M, _Mapping[str, object]]] = ...) -> None: ...")
 
 
 def test_deprecated_and_idempotency() -> None:

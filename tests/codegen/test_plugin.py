@@ -39,6 +39,20 @@ def test_response_declares_proto3_optional_and_editions() -> None:
     assert [f.name for f in response.file] == ["x/y_rpcfw.py"]  # z.proto has no service
 
 
+@pytest.mark.parametrize("backend", ["betterproto2", "protobuf"])
+def test_file_without_services_gets_a_module_of_its_types(backend: str) -> None:
+    request = _request(f"messages={backend}")
+    lonely = request.proto_file[1]
+    lonely.message_type.add(name="Note").nested_type.add(name="Part")
+    lonely.enum_type.add(name="Mood").value.add(name="MOOD_UNSPECIFIED", number=0)
+    response = generate(request)
+    assert not response.error
+    files = {f.name: f.content for f in response.file}
+    assert sorted(files) == ["x/y_rpcfw.py", "x/z_rpcfw.py"]
+    assert '__all__ = ["Mood", "Note", "NotePart"]' in files["x/z_rpcfw.py"]
+    assert "import rpcfw" not in files["x/z_rpcfw.py"]  # nothing but the re-exports
+
+
 @pytest.mark.parametrize(
     ("parameter", "message"),
     [("messages=json", "messages=json: expected one of"), ("flavour=x", "unknown parameter")],

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from rpcfw_codegen import Backend
 
 import rpcfw
 
@@ -67,10 +68,45 @@ def test_all_modules_import_and_export(pkg: str) -> None:
         deep.__all__
     )
     assert deep.DEEP_DETAIL.response_type is deep.ItemDetail
-    # files without services get messages only
-    assert not list(
-        Path(_mod(pkg, "helloworld_rpcfw").__file__ or "").parent.glob("noservice_rpcfw.py")
+    # files without services get a module too: one import place per .proto
+    assert _mod(pkg, "noservice_rpcfw").__all__ == ["Lonely"]
+
+
+# exports.proto's types: name in the _rpcfw module -> path below the backend's own module
+_EXPORTS = {
+    "gen_bp2": {n: n for n in ("Level", "Order", "OrderLine", "OrderLineNote", "OrderState")},
+    "gen_pb": {
+        "Level": "Level",
+        "Order": "Order",
+        "OrderLine": "Order.Line",
+        "OrderLineNote": "Order.Line.Note",
+        "OrderState": "Order.State",
+    },
+}
+
+
+def test_every_message_and_enum_of_the_file_is_reexported(pkg: str) -> None:
+    mod = _mod(pkg, "exports_rpcfw")
+    own = _mod(pkg, "edge.exports" if pkg == "gen_bp2" else "exports_pb2")
+    for name, path in {**_EXPORTS[pkg], "Unused": "Unused"}.items():
+        assert name in mod.__all__
+        target: Any = own
+        for part in path.split("."):
+            target = getattr(target, part)
+        assert getattr(mod, name) is target, name  # the backend's own class, not a copy
+    assert not [n for n in mod.__all__ if n.endswith("Entry")]  # map entries are not types
+
+
+def test_both_backends_export_the_same_names(importable: Path) -> None:
+    """Switching backends changes no import from a ``_rpcfw`` module."""
+    root = importable / PACKAGES[Backend.PROTOBUF]
+    modules = sorted(
+        ".".join(p.relative_to(root).with_suffix("").parts) for p in root.rglob("*_rpcfw.py")
     )
+    assert "noservice_rpcfw" in modules and "common.v1.types_rpcfw" in modules
+    for name in modules:
+        exported = [_mod(pkg, name).__all__ for pkg in PACKAGES.values()]
+        assert exported[0] == exported[1], name
 
 
 def test_clashing_message_names_get_aliases(pkg: str) -> None:

@@ -25,6 +25,7 @@ from typing import assert_type
 import rpcfw
 
 from {pkg}.a.b.c.deep_rpcfw import DeepStub, ItemDetail, PageCursor
+from {pkg}.common.v1.types_rpcfw import Color, Rich
 from {pkg}.echo.v1.echo_rpcfw import (
     ECHO_SERVER_STREAM,
     ECHO_UNARY,
@@ -32,6 +33,15 @@ from {pkg}.echo.v1.echo_rpcfw import (
     EchoRequest,
     EchoResponse,
     EchoStub,
+)
+from {pkg}.exports_rpcfw import (
+    Level,
+    Order,
+    OrderLine,
+    OrderLineNote,
+    OrderState,
+    OrdersStub,
+    Unused,
 )
 from {pkg}.helloworld_rpcfw import GreeterBase, GreeterStub, HelloReply, HelloRequest
 from {pkg}.keywords_rpcfw import KeywordsStub, ModernBase, Req, Resp
@@ -115,6 +125,10 @@ async def client(channel: rpcfw.Channel) -> list[str]:
     assert_type(await ClockStub(channel).now(Empty()), Timestamp)
     assert_type(await ClockStub(channel).pack(Struct()), AnyMessage)
     assert_type(await DeepStub(channel).detail(PageCursor()), ItemDetail)
+    # every type of a file is importable from its _rpcfw module, nested ones flat
+    order = Order(lines=[OrderLine(sku="a", note=OrderLineNote(text="n"))], count=1)
+    assert_type(await OrdersStub(channel).place(order), OrderLine)
+    out += [repr(x) for x in (Level, OrderState, Unused(), Color, Rich())]
     return out
 '''
 

@@ -45,6 +45,7 @@ EXPECTED = {
     "Metadata",
     "MetadataLike",
     "MethodSpec",
+    "ProtoFiles",
     "RpcError",
     "RpcfwError",
     "Server",

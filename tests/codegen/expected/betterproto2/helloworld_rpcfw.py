@@ -25,6 +25,16 @@ GREETER_SAY_HELLO: rpcfw.MethodSpec[HelloRequest, HelloReply] = rpcfw.MethodSpec
     HelloReply,
 )
 
+# descriptors of this .proto file and of all it imports, for server reflection
+_PROTO_FILES = rpcfw.ProtoFiles(
+    (
+        b"\n\x10helloworld.proto\x12\nhelloworld\x22\x22\n\x0cHelloRequest\x12\x12\n"
+        b"\x04name\x18\x01 \x01(\tR\x04name\x22&\n\nHelloReply\x12\x18\n\x07message"
+        b"\x18\x01 \x01(\tR\x07message2I\n\x07Greeter\x12>\n\x08SayHello\x12\x18.hello"
+        b"world.HelloRequest\x1a\x16.helloworld.HelloReply\x22\x00b\x06proto3",
+    )
+)
+
 
 class GreeterStub:
     """The greeting service definition."""
@@ -45,6 +55,7 @@ class GreeterBase(rpcfw.ServiceBase):
     """The greeting service definition."""
 
     __rpcfw_service__: typing.ClassVar[str] = "helloworld.Greeter"
+    __rpcfw_files__ = _PROTO_FILES
 
     @abc.abstractmethod
     async def say_hello(

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import rpcfw
 
+from .helloworld_pb2 import DESCRIPTOR as _DESCRIPTOR
 from .helloworld_pb2 import HelloReply, HelloRequest
 
 __all__ = [
@@ -24,6 +25,9 @@ GREETER_SAY_HELLO: rpcfw.MethodSpec[HelloRequest, HelloReply] = rpcfw.MethodSpec
     HelloRequest,
     HelloReply,
 )
+
+# descriptors of this .proto file and of all it imports, for server reflection
+_PROTO_FILES = rpcfw.ProtoFiles.from_descriptor(_DESCRIPTOR)
 
 
 class GreeterStub:
@@ -45,6 +49,7 @@ class GreeterBase(rpcfw.ServiceBase):
     """The greeting service definition."""
 
     __rpcfw_service__: typing.ClassVar[str] = "helloworld.Greeter"
+    __rpcfw_files__ = _PROTO_FILES
 
     @abc.abstractmethod
     async def say_hello(

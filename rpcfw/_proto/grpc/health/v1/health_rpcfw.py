@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator, Mapping
 
 import rpcfw
 
+from .health_pb2 import DESCRIPTOR as _DESCRIPTOR
 from .health_pb2 import HealthCheckRequest, HealthCheckResponse
+
+HealthCheckResponseServingStatus = HealthCheckResponse.ServingStatus
 
 __all__ = [
     "HEALTH_CHECK",
@@ -16,6 +19,7 @@ __all__ = [
     "HealthBase",
     "HealthCheckRequest",
     "HealthCheckResponse",
+    "HealthCheckResponseServingStatus",
     "HealthStub",
 ]
 
@@ -31,6 +35,9 @@ HEALTH_WATCH: rpcfw.MethodSpec[HealthCheckRequest, HealthCheckResponse] = rpcfw.
     HealthCheckRequest,
     HealthCheckResponse,
 )
+
+# descriptors of this .proto file and of all it imports, for server reflection
+_PROTO_FILES = rpcfw.ProtoFiles.from_descriptor(_DESCRIPTOR)
 
 
 class HealthStub:
@@ -92,6 +99,7 @@ class HealthBase(rpcfw.ServiceBase):
     """
 
     __rpcfw_service__: typing.ClassVar[str] = "grpc.health.v1.Health"
+    __rpcfw_files__ = _PROTO_FILES
 
     @abc.abstractmethod
     async def check(

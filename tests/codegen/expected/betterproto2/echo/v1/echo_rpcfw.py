@@ -40,6 +40,24 @@ ECHO_BIDI: rpcfw.MethodSpec[EchoRequest, EchoResponse] = rpcfw.MethodSpec(
     "/echo.v1.Echo/Bidi", rpcfw.Cardinality.STREAM_STREAM, EchoRequest, EchoResponse
 )
 
+# descriptors of this .proto file and of all it imports, for server reflection
+_PROTO_FILES = rpcfw.ProtoFiles(
+    (
+        b"\n\x12echo/v1/echo.proto\x12\x07echo.v1\x22r\n\x0bEchoRequest\x12\x18\n\x07m"
+        b"essage\x18\x01 \x01(\tR\x07message\x12\x18\n\x07payload\x18\x02 \x01(\x0cR"
+        b"\x07payload\x12\x14\n\x05count\x18\x03 \x01(\x05R\x05count\x12\x19\n\x08dela"
+        b"y_ms\x18\x04 \x01(\x05R\x07delayMs\x22u\n\x0cEchoResponse\x12\x18\n\x07messa"
+        b"ge\x18\x01 \x01(\tR\x07message\x12\x18\n\x07payload\x18\x02 \x01(\x0cR\x07pa"
+        b"yload\x12\x14\n\x05index\x18\x03 \x01(\x05R\x05index\x12\x1b\n\tserver_id"
+        b"\x18\x04 \x01(\tR\x08serverId2\xf3\x01\n\x04Echo\x124\n\x05Unary\x12\x14.ech"
+        b"o.v1.EchoRequest\x1a\x15.echo.v1.EchoResponse\x12=\n\x0cServerStream\x12\x14"
+        b".echo.v1.EchoRequest\x1a\x15.echo.v1.EchoResponse0\x01\x12=\n\x0cClientStrea"
+        b"m\x12\x14.echo.v1.EchoRequest\x1a\x15.echo.v1.EchoResponse(\x01\x127\n\x04Bi"
+        b"di\x12\x14.echo.v1.EchoRequest\x1a\x15.echo.v1.EchoResponse(\x010\x01b\x06pr"
+        b"oto3",
+    )
+)
+
 
 class EchoStub:
     """Echo covers all four gRPC call kinds."""
@@ -117,6 +135,7 @@ class EchoBase(rpcfw.ServiceBase):
     """Echo covers all four gRPC call kinds."""
 
     __rpcfw_service__: typing.ClassVar[str] = "echo.v1.Echo"
+    __rpcfw_files__ = _PROTO_FILES
 
     @abc.abstractmethod
     async def unary(

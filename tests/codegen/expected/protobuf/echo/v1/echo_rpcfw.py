@@ -8,6 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, M
 
 import rpcfw
 
+from .echo_pb2 import DESCRIPTOR as _DESCRIPTOR
 from .echo_pb2 import EchoRequest, EchoResponse
 
 __all__ = [
@@ -39,6 +40,9 @@ ECHO_CLIENT_STREAM: rpcfw.MethodSpec[EchoRequest, EchoResponse] = rpcfw.MethodSp
 ECHO_BIDI: rpcfw.MethodSpec[EchoRequest, EchoResponse] = rpcfw.MethodSpec(
     "/echo.v1.Echo/Bidi", rpcfw.Cardinality.STREAM_STREAM, EchoRequest, EchoResponse
 )
+
+# descriptors of this .proto file and of all it imports, for server reflection
+_PROTO_FILES = rpcfw.ProtoFiles.from_descriptor(_DESCRIPTOR)
 
 
 class EchoStub:
@@ -117,6 +121,7 @@ class EchoBase(rpcfw.ServiceBase):
     """Echo covers all four gRPC call kinds."""
 
     __rpcfw_service__: typing.ClassVar[str] = "echo.v1.Echo"
+    __rpcfw_files__ = _PROTO_FILES
 
     @abc.abstractmethod
     async def unary(
