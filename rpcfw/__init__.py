@@ -1,6 +1,11 @@
 """rpcfw: an async RPC framework for Python, wire-compatible with gRPC.
 
 The public API is what ``__all__`` lists; everything else is private.
+
+Import order matters once: ``._method`` and ``._status`` come first, because rpcfw's own
+generated services (health, reflection: ``import rpcfw``, as all generated code does) use
+``rpcfw.MethodSpec``, ``rpcfw.Cardinality`` and ``rpcfw.ServiceBase`` while rpcfw is still
+being imported. Their annotations are not evaluated at import, so nothing else is needed.
 """
 
 from .__about__ import __version__
@@ -33,6 +38,7 @@ from .errors import (
     RpcfwError,
     StreamRefusedError,
 )
+from .health import HealthService, ServingStatus
 from .interceptors import ClientInterceptor, ServerInterceptor
 from .metadata import Metadata, MetadataLike
 from .policy import (
@@ -48,10 +54,6 @@ from .server import CallContext, Server, ServerStats
 from .tls import ChannelTLS, PeerIdentity, ServerTLS
 from .transport import H2Config
 from .transport.keepalive import ConnectionAge, KeepaliveConfig
-
-# isort: split
-# after .server: the generated health code uses rpcfw.CallContext & co. as it is imported
-from .health import HealthService, ServingStatus
 
 __all__ = (
     "BackoffConfig",

@@ -23,7 +23,7 @@ from typing import Protocol
 import anyio
 from anyio.abc import TaskGroup
 
-from .balancer.base import Cancellable
+from ._clock import Cancellable
 
 __all__ = [
     "AnyioRuntime",

@@ -27,7 +27,7 @@ from .base import (
 )
 from .p2c import P2CBalancer, P2CConfig
 from .pick_first import PickFirstBalancer
-from .registry import BalancerFactory, balancer_factory, balancer_names, register_balancer
+from .policies import BalancerFactory, balancer_factory, balancer_names, register_balancer
 from .ring_hash import RingHashBalancer, RingHashConfig
 from .round_robin import RoundRobinBalancer
 from .subchannel_list import NoReadyPicker, SubchannelListBalancer

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .._clock import Cancellable
+from ..endpoint import Endpoint
 
 __all__ = [
     "Balancer",
@@ -36,40 +39,14 @@ __all__ = [
 
 
 class ConnectivityState(enum.Enum):
+    """The state of a subchannel or a channel, as in gRPC's connectivity semantics: IDLE,
+    CONNECTING, READY, TRANSIENT_FAILURE or SHUTDOWN."""
+
     IDLE = "IDLE"
     CONNECTING = "CONNECTING"
     READY = "READY"
     TRANSIENT_FAILURE = "TRANSIENT_FAILURE"
     SHUTDOWN = "SHUTDOWN"
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One address a resolver found, with attributes (``weight``, ``zone``, ``version``, ...).
-    A Unix domain socket is ``Endpoint("unix:/abs/path", 0)`` or
-    ``Endpoint("unix-abstract:name", 0)``."""
-
-    host: str
-    port: int
-    attributes: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def key(self) -> tuple[str, int]:
-        """Identity for diffing resolver updates: the address, not the attributes."""
-        return (self.host, self.port)
-
-    @property
-    def weight(self) -> int:
-        try:
-            weight = int(self.attributes.get("weight", 1))
-        except (TypeError, ValueError):
-            return 1
-        return max(weight, 0)
-
-    def __str__(self) -> str:
-        if self.host.startswith(("unix:", "unix-abstract:")):  # a unix socket (port 0)
-            return self.host
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 class SubchannelLike(Protocol):
@@ -147,10 +124,6 @@ class BalancerHelper(Protocol):
     def now(self) -> float:
         """Monotonic seconds (a fake clock in tests)."""
         ...
-
-
-class Cancellable(Protocol):
-    def cancel(self) -> None: ...
 
 
 class Balancer(abc.ABC):

@@ -32,6 +32,10 @@ __all__ = ["EndpointLoad", "P2CBalancer", "P2CConfig", "P2CPicker"]
 
 @dataclass(frozen=True, slots=True)
 class P2CConfig:
+    """Settings of ``p2c``: ``decay`` (time constant of the latency EWMA, seconds),
+    ``probe_penalty`` (cost of an endpoint whose first call is still out) and
+    ``force_pick_after`` (seconds after which a draw's loser is picked anyway)."""
+
     decay: float = 10.0
     probe_penalty: float = 1e6
     force_pick_after: float = 3.0
@@ -100,6 +104,9 @@ class _CallDone:
 
 
 class P2CPicker(Picker):
+    """Picks the cheaper of two random READY subchannels (EWMA latency times calls in flight + 1);
+    each pick's ``on_done`` updates its endpoint's load."""
+
     __slots__ = ("_config", "_loads", "_now", "_random", "_reports", "_subchannels")
 
     def __init__(
@@ -144,6 +151,9 @@ class P2CPicker(Picker):
 
 
 class P2CBalancer(SubchannelListBalancer):
+    """The ``p2c`` policy: power of two choices over the READY subchannels, with outlier ejection
+    and detection (see the module docstring)."""
+
     def __init__(
         self,
         helper: BalancerHelper,

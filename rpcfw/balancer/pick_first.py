@@ -38,6 +38,8 @@ _TF = ConnectivityState.TRANSIENT_FAILURE
 
 
 class PickFirstPicker(Picker):
+    """Sends every call to the one selected subchannel."""
+
     __slots__ = ("_result",)
 
     def __init__(self, subchannel: SubchannelLike) -> None:
@@ -48,6 +50,9 @@ class PickFirstPicker(Picker):
 
 
 class PickFirstBalancer(Balancer):
+    """The ``pick_first`` policy: connect to the endpoints in order and send every call to the first
+    that becomes READY (see the module docstring)."""
+
     def __init__(self, helper: BalancerHelper) -> None:
         super().__init__(helper)
         self._endpoints: list[Endpoint] = []

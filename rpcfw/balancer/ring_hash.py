@@ -29,6 +29,9 @@ __all__ = ["RingHashBalancer", "RingHashConfig", "RingHashPicker", "hash_key"]
 
 @dataclass(frozen=True, slots=True)
 class RingHashConfig:
+    """Settings of ``ring_hash``: ``virtual_nodes`` points per unit of weight and at most
+    ``max_ring_size`` points on the ring."""
+
     virtual_nodes: int = 100
     max_ring_size: int = 1 << 20
 
@@ -45,6 +48,9 @@ def hash_key(data: bytes) -> int:
 
 
 class RingHashPicker(Picker):
+    """Sends a call to the subchannel owning the first ring point at or after the hash of its
+    ``hash_key`` (a random point without one)."""
+
     __slots__ = ("_hashes", "_random", "_results")
 
     def __init__(
@@ -94,6 +100,9 @@ def build_ring(
 
 
 class RingHashBalancer(SubchannelListBalancer):
+    """The ``ring_hash`` policy: consistent hashing of each call's ``hash_key`` onto the READY
+    subchannels, with virtual nodes (see the module docstring)."""
+
     def __init__(
         self,
         helper: BalancerHelper,

@@ -36,6 +36,9 @@ class RoundRobinPicker(Picker):
 
 
 class RoundRobinBalancer(SubchannelListBalancer):
+    """The ``round_robin`` policy: one call each to the READY subchannels in a fixed cycle, starting
+    at a random offset; with outlier ejection and detection."""
+
     def __init__(
         self,
         helper: BalancerHelper,

@@ -90,6 +90,9 @@ def _stride_schedule(weights: list[int]) -> list[int]:
 
 
 class WeightedRoundRobinBalancer(SubchannelListBalancer):
+    """The ``weighted_round_robin`` policy: smooth weighted round robin over the READY subchannels,
+    each getting its ``Endpoint.weight`` share (see the module docstring)."""
+
     def __init__(
         self,
         helper: BalancerHelper,

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from ..balancer.base import Endpoint
+from ..endpoint import Endpoint
 from ..etcd.api import EtcdError
 from ..policy.service_config import ServiceConfig
 from ..registry.instance import (
@@ -119,7 +119,7 @@ def ls(
 
 async def _watch(url: str, service: str, prefix: str, duration: float | None) -> None:
     from ..etcd import Etcd3PyClient
-    from ..resolver.registry_resolver import RegistryResolver
+    from ..resolver.service_registry import ServiceRegistryResolver
     from ..resolver.target import parse_target
 
     client = Etcd3PyClient(_endpoints(url))
@@ -136,7 +136,7 @@ async def _watch(url: str, service: str, prefix: str, duration: float | None) ->
         typer.echo(f"-- {len(update)} instance(s) of {service}")
         typer.echo(_table([_endpoint_row(service, e) for e in update]) if update else "(none)")
 
-    resolver = RegistryResolver(
+    resolver = ServiceRegistryResolver(
         parse_target(f"etcd://{url}/{service}"), show, client, prefix=prefix, coalesce=0.05
     )
     resolver.start()

@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio.abc
 
+from .._clock import Cancellable
 from .._runtime import (
     AnyioRuntime,
     AsyncioRuntime,
@@ -35,18 +36,17 @@ from .._runtime import (
 from .._status import Status
 from ..balancer.base import (
     Balancer,
-    Cancellable,
     ConnectivityState,
-    Endpoint,
     Picker,
     PickInfo,
     PickResult,
     SubchannelLike,
 )
+from ..endpoint import Endpoint
 from ..errors import ChannelClosedError, RpcError
 from ..policy.backoff import BackoffConfig
 from ..resolver.base import Resolver, ServiceConfigListener
-from ..resolver.registry import create_resolver
+from ..resolver.schemes import create_resolver
 from ..resolver.target import Target
 from ._call import DEADLINE_EXCEEDED
 from ._connection import ClientConnection, ConnectionOptions

@@ -22,10 +22,12 @@ import functools
 import logging
 from collections.abc import Callable
 
+from .._proto.grpc.health.v1.health_rpcfw import HEALTH_WATCH, HealthCheckRequest
 from .._runtime import ChannelRuntime, TaskHandle
 from .._status import Status
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
-from ..balancer.base import ConnectivityState, Endpoint
+from ..balancer.base import ConnectivityState
+from ..endpoint import Endpoint
 from ..errors import RpcError
 from ..policy.backoff import Backoff, BackoffConfig
 from ._call import ClientCall
@@ -205,8 +207,6 @@ class Subchannel:
     async def _follow_health(
         self, conn: ClientConnection, health: HealthCheck, backoff: Backoff
     ) -> None:
-        from .._proto.grpc.health.v1.health_rpcfw import HEALTH_WATCH, HealthCheckRequest
-
         while conn is self.connection and conn.ready:
             call = ClientCall(
                 conn, HEALTH_WATCH, health.headers, None, DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, None

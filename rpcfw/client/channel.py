@@ -28,10 +28,11 @@ from typing_extensions import Unpack
 
 from .._deadline import effective_deadline
 from .._method import CallCredentials, CallOptions, MethodSpec, ReqT, RespT
+from .._proto.grpc.health.v1.health_rpcfw import HEALTH_WATCH
 from .._runtime import on_asyncio
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH, USER_AGENT
 from ..balancer.base import Balancer, BalancerHelper, ConnectivityState
-from ..balancer.registry import balancer_factory
+from ..balancer.policies import balancer_factory
 from ..compression import ACCEPT_ENCODING, Compression, encoding_name
 from ..errors import ChannelClosedError, RpcError
 from ..interceptors.base import ClientInterceptor
@@ -172,8 +173,6 @@ class Channel(CallOpening):
             ("grpc-accept-encoding", ACCEPT_ENCODING),
         ]
         if health_check is not None:
-            from .._proto.grpc.health.v1.health_rpcfw import HEALTH_WATCH
-
             headers = self._base_headers.copy()
             headers[2] = (":path", HEALTH_WATCH.path)
             self._core.set_health_check(HealthCheck(health_check, headers))

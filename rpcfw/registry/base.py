@@ -26,6 +26,8 @@ class Registration:
     instance_id: str | None = None
 
     def instances(self, services: Sequence[str], host: str, port: int) -> list[Instance]:
+        """The instances to announce for ``services`` served at ``host``:``port``
+        (``advertise_host`` and ``instance_id`` override the defaults)."""
         address = self.advertise_host or host
         instance_id = self.instance_id or f"{address}:{port}"
         return [
@@ -44,6 +46,10 @@ class Registration:
 
 
 class Registrar(abc.ABC):
+    """How a server announces its instances to a registry and withdraws them:
+    ``Server(registry=...)`` calls ``register`` once it listens and ``deregister`` first when it
+    stops."""
+
     @abc.abstractmethod
     async def register(self, instances: Sequence[Instance]) -> None:
         """Announce ``instances``; keep them announced until ``deregister``."""

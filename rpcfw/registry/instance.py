@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..balancer.base import Endpoint
+from ..endpoint import Endpoint
 
 __all__ = [
     "DEFAULT_CONFIG_PREFIX",
@@ -33,6 +33,9 @@ DEFAULT_CONFIG_PREFIX = "/rpcfw/config"
 
 @dataclass(frozen=True, slots=True)
 class Instance:
+    """One server instance of one service as the registry lists it: address, port and the attributes
+    balancers use (weight, zone, version, metadata)."""
+
     service: str
     instance_id: str
     address: str
@@ -43,6 +46,7 @@ class Instance:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
+        """The value stored under the instance's key: JSON of the address, port and attributes."""
         return json.dumps(
             {
                 "address": self.address,
@@ -56,6 +60,7 @@ class Instance:
         ).encode()
 
     def endpoint(self) -> Endpoint:
+        """The instance as a resolver ``Endpoint``, its attributes carried along."""
         attributes: dict[str, Any] = {
             "weight": self.weight,
             "zone": self.zone,
@@ -77,6 +82,7 @@ def config_key(service: str, config_prefix: str = DEFAULT_CONFIG_PREFIX) -> str:
 
 
 def instance_key(prefix: str, instance: Instance) -> str:
+    """The registry key of ``instance`` under ``prefix``: ``<prefix>/<service>/<instance_id>``."""
     return service_prefix(prefix, instance.service) + instance.instance_id
 
 

@@ -26,6 +26,10 @@ class _Lease:
 
 
 class LocalStore:
+    """In-process key-value store with etcd's semantics (revisions, leases with TTLs, prefix watches
+    with history): the embedded registry behind ``local:///`` targets, and an etcd stand-in for
+    tests."""
+
     def __init__(self) -> None:
         self.revision = 1
         self._data: dict[str, KeyValue] = {}
@@ -41,6 +45,8 @@ class LocalStore:
             queue.put_nowait(event)
 
     async def put(self, key: str, value: bytes, *, lease: int = 0) -> int:
+        """Store ``value`` under ``key`` (bound to ``lease`` when not 0); returns the new revision.
+        Raises LeaseLost for an unknown lease."""
         if lease and lease not in self._leases:
             raise LeaseLost(f"lease {lease} not found")
         self.revision += 1
@@ -54,6 +60,7 @@ class LocalStore:
         return self.revision
 
     async def delete(self, key: str) -> None:
+        """Remove ``key`` (nothing happens if it is absent)."""
         self._delete(key)
 
     def _delete(self, key: str) -> None:
@@ -63,6 +70,8 @@ class LocalStore:
 
     # -- leases ------------------------------------------------------------------------
     async def grant_lease(self, ttl: int) -> int:
+        """A new lease that expires ``ttl`` seconds (at least etcd's minimum) after its last
+        refresh; returns its id."""
         lease_id = self._next_lease
         self._next_lease += 1
         self._leases[lease_id] = _Lease(max(ttl, _MIN_TTL))
@@ -86,9 +95,12 @@ class LocalStore:
             self._delete(key)
 
     async def revoke_lease(self, lease: int) -> None:
+        """End ``lease`` now and delete every key bound to it."""
         self._expire(lease)
 
     async def keep_alive(self, lease: int, ttl: int) -> AsyncIterator[int]:
+        """Refresh ``lease`` every third of its TTL, yielding the TTL after each refresh; raises
+        LeaseLost once it expired or was revoked."""
         while True:
             if lease not in self._leases:
                 raise LeaseLost(f"lease {lease} expired or revoked")
@@ -98,12 +110,15 @@ class LocalStore:
 
     # -- reads -------------------------------------------------------------------------
     async def get_prefix(self, prefix: str) -> Snapshot:
+        """A consistent snapshot of every key under ``prefix``, with the current revision."""
         items = [kv for key, kv in sorted(self._data.items()) if key.startswith(prefix)]
         return Snapshot(self.revision, items)
 
     async def watch_prefix(
         self, prefix: str, start_revision: int
     ) -> AsyncIterator[list[WatchEvent]]:
+        """Batches of events for keys under ``prefix``, from ``start_revision`` on (history first,
+        then live changes)."""
         queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
         self._watchers.add(queue)
         try:
@@ -127,6 +142,7 @@ class LocalStore:
             self._watchers.discard(queue)
 
     async def close(self) -> None:
+        """Nothing to release (an in-process store); kept for the EtcdClient protocol."""
         pass
 
 

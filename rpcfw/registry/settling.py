@@ -18,12 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..balancer.base import Endpoint
+from ..endpoint import Endpoint
 
 __all__ = ["SettlingView"]
 
 
 class SettlingView:
+    """What a registry resolver publishes while the registry settles after a resync: for ``window``
+    seconds the union of the endpoints known before and those listed now (see the module
+    docstring)."""
+
     def __init__(self, window: float) -> None:
         if window < 0:
             raise ValueError("window must be >= 0")

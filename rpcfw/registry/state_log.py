@@ -11,6 +11,9 @@ __all__ = ["StateLog"]
 
 
 class StateLog:
+    """A component's named state (e.g. etcd reachable or not), logged once per change rather than
+    once per retry, with counts of how often each state was entered and a short history."""
+
     def __init__(self, logger: logging.Logger, initial: str) -> None:
         self._log = logger
         self.state = initial

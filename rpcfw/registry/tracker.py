@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..balancer.base import Endpoint
+from ..endpoint import Endpoint
 from ..etcd.api import KeyValue, WatchEvent, WatchEventType
 from .instance import Instance, parse_instance
 
@@ -29,6 +29,9 @@ class Diff:
 
 
 class InstanceTracker:
+    """The live instances under one service prefix, kept from a snapshot plus watch events, with the
+    last revision seen (a broken watch resumes at revision + 1)."""
+
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.instances: dict[str, Instance] = {}

@@ -2,7 +2,7 @@
 
 from .base import Resolver, ResolverFactory, ResolverListener, ServiceConfigListener
 from .dns import DnsResolver
-from .registry import create_resolver, register_resolver, registered_schemes
+from .schemes import create_resolver, register_resolver, registered_schemes
 from .static import StaticResolver
 from .target import Target, parse_address, parse_target
 from .unix import UnixResolver

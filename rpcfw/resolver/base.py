@@ -8,7 +8,7 @@ import abc
 from collections.abc import Awaitable, Callable, Sequence
 
 from .._runtime import AsyncioRuntime, ChannelRuntime, TaskHandle
-from ..balancer.base import Endpoint
+from ..endpoint import Endpoint
 from ..policy.service_config import ServiceConfig
 from .target import Target
 

@@ -9,7 +9,7 @@ import socket
 import anyio
 
 from .._runtime import EventLike, TaskHandle
-from ..balancer.base import Endpoint
+from ..endpoint import Endpoint
 from .base import Resolver, ResolverListener
 from .target import Target, parse_address
 
@@ -19,6 +19,10 @@ log = logging.getLogger("rpcfw.resolver")
 
 
 class DnsResolver(Resolver):
+    """Resolver for ``dns:///host:port``: every address the name resolves to, re-resolved every
+    ``refresh_interval`` seconds and on ``resolve_now()`` (at most once per ``min_interval``); a
+    failed lookup keeps the last good set."""
+
     def __init__(
         self,
         target: Target,

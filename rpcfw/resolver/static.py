@@ -9,6 +9,9 @@ __all__ = ["StaticResolver"]
 
 
 class StaticResolver(Resolver):
+    """Resolver for ``host:port`` and ``static:///h1:p1,h2:p2``: the fixed list of addresses,
+    reported once."""
+
     def __init__(self, target: Target, listener: ResolverListener) -> None:
         super().__init__(target, listener)
         try:

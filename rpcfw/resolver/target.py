@@ -13,13 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._unix import parse_unix
-from ..balancer.base import Endpoint
+from ..endpoint import Endpoint
 
 __all__ = ["Target", "parse_address", "parse_address_list", "parse_target"]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """A channel target split into ``scheme``, ``authority`` and ``endpoint``, with the ``raw`` text
+    it came from."""
+
     scheme: str
     authority: str
     endpoint: str
@@ -50,6 +53,8 @@ def parse_address(text: str) -> Endpoint:
 
 
 def parse_address_list(text: str) -> list[Endpoint]:
+    """Comma-separated ``host:port`` addresses as endpoints; ValueError when there are none or one
+    is malformed."""
     parts = [p for p in text.split(",") if p.strip()]
     if not parts:
         raise ValueError("no addresses given")

@@ -9,7 +9,7 @@ The endpoint's host is the socket written as a target (``unix:/abs/path``,
 from __future__ import annotations
 
 from .._unix import UnixAddress
-from ..balancer.base import Endpoint
+from ..endpoint import Endpoint
 from .base import Resolver, ResolverListener
 from .target import Target
 
@@ -17,6 +17,9 @@ __all__ = ["UnixResolver"]
 
 
 class UnixResolver(Resolver):
+    """Resolver for ``unix:path``, ``unix:///abs/path`` and ``unix-abstract:name``: one Unix domain
+    socket endpoint."""
+
     def __init__(self, target: Target, listener: ResolverListener) -> None:
         super().__init__(target, listener)
         if target.authority or not target.endpoint:

@@ -23,7 +23,7 @@ import signal
 import ssl
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -32,7 +32,9 @@ from .._method import ServerMethod, ServiceBase
 from .._unix import BoundUnixSocket, is_unix_host, listening_address
 from .._wire import DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH
 from ..compression import Compression, encoding_name
+from ..health import HealthService, ServingStatus
 from ..interceptors.base import ServerInterceptor
+from ..reflection import reflection_services
 from ..registry.base import Registrar, Registration
 from ..tls import ServerTLS
 from ..transport import AioConnection, H2Config, H2Connection
@@ -42,9 +44,6 @@ from ._dispatch import DispatchConfig
 from ._drain import GraceBudget, drain
 from ._listen import listen
 from ._tls_accept import TlsHandshakes
-
-if TYPE_CHECKING:
-    from ..health import HealthService
 
 __all__ = ["DEFAULT_SERVER_KEEPALIVE", "Server", "ServerStats"]
 
@@ -109,7 +108,6 @@ class Server:
         compression: Compression | str | None = None,
         interceptors: Sequence[ServerInterceptor] = (),
     ) -> None:
-        from ..health import HealthService  # rpcfw.health imports rpcfw: not at the top
 
         self.registry = registry
         self._registration = registration or Registration()
@@ -168,7 +166,6 @@ class Server:
         methods: dict[str, ServerMethod[Any, Any]],
     ) -> None:
         """Serve both reflection services (those ``services`` lacks), describing them all."""
-        from ..reflection import reflection_services  # generated code imports rpcfw
 
         served = list(services)
         if self.health is not None and self.health not in served:
@@ -282,8 +279,6 @@ class Server:
 
     def _mark_serving(self) -> None:
         if self.health is not None:
-            from ..health import ServingStatus
-
             for name in ("", *self.services):
                 self.health._set_default(name, ServingStatus.SERVING)
 

@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 
 import rpcfw
-from rpcfw.balancer.base import BalancerHelper, Endpoint
+from rpcfw.balancer.base import BalancerHelper
 from rpcfw.balancer.round_robin import RoundRobinBalancer
+from rpcfw.endpoint import Endpoint
 from rpcfw.etcd import Etcd3PyClient
 from rpcfw.registry import LeaseRegistrar, etcd_registrar
 from rpcfw.resolver import register_resolver
 from rpcfw.resolver.base import Resolver, ResolverListener
-from rpcfw.resolver.registry_resolver import RegistryResolver
+from rpcfw.resolver.service_registry import ServiceRegistryResolver
 from rpcfw.resolver.target import Target
 from tests.echo_service import make_echo_service, wait_until
 from tests.etcd_server import EtcdProcess
@@ -93,9 +94,9 @@ def registrar_of(server: rpcfw.Server) -> LeaseRegistrar:
     return registrar
 
 
-def resolver_of(channel: rpcfw.Channel) -> RegistryResolver:
+def resolver_of(channel: rpcfw.Channel) -> ServiceRegistryResolver:
     resolver = channel._core.resolver
-    assert isinstance(resolver, RegistryResolver)
+    assert isinstance(resolver, ServiceRegistryResolver)
     return resolver
 
 
@@ -154,7 +155,7 @@ async def test_etcd_wiped_under_load_no_healthy_server_leaves_the_channel_and_no
 def hang_detecting_resolver(target: Target, listener: ResolverListener) -> Resolver:
     """etcd:// with short liveness checks (0.5 s idle, 0.5 s per attempt) and a 3 s window."""
     client = Etcd3PyClient(target.authority.split(","), timeout=0.5, watch_idle=0.5)
-    return RegistryResolver(target, listener, client, settle=3.0, close_client=client.close)
+    return ServiceRegistryResolver(target, listener, client, settle=3.0, close_client=client.close)
 
 
 async def test_etcd_hung_is_detected_logged_once_and_discovery_recovers_after_it_resumes(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rpcfw.balancer.base import Endpoint
+from rpcfw.endpoint import Endpoint
 from rpcfw.resolver import Resolver, ResolverListener, Target, register_resolver
 
 __all__ = ["ManualResolver", "publish"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import rpcfw
-from rpcfw.balancer.base import Endpoint
+from rpcfw.endpoint import Endpoint
 from rpcfw.policy.backoff import BackoffConfig
 from tests.echo_service import make_echo_service, wait_until
 

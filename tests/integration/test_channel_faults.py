@@ -16,9 +16,10 @@ import pytest
 
 import rpcfw
 from rpcfw import Status
-from rpcfw.balancer.base import ConnectivityState, Endpoint
+from rpcfw.balancer.base import ConnectivityState
 from rpcfw.client._connection import ClientConnection
 from rpcfw.client._subchannel import Subchannel
+from rpcfw.endpoint import Endpoint
 from tests.echo_service import make_echo_service, wait_until
 
 from .manual_resolver import publish

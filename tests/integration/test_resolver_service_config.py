@@ -188,7 +188,7 @@ async def test_a_custom_resolver_without_configs_keeps_working_and_may_publish_o
 ) -> None:
     """The contract is optional: a resolver that never publishes a config leaves the channel's
     own in force; one that calls ``publish_service_config`` replaces it."""
-    from rpcfw.balancer.base import Endpoint
+    from rpcfw.endpoint import Endpoint
     from rpcfw.policy import ServiceConfig
 
     from .manual_resolver import _live, publish

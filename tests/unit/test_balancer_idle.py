@@ -5,9 +5,10 @@ once a call makes them connect."""
 
 from __future__ import annotations
 
-from rpcfw.balancer.base import ConnectivityState, Endpoint, waits_for_call
+from rpcfw.balancer.base import ConnectivityState, waits_for_call
 from rpcfw.balancer.pick_first import PickFirstBalancer
 from rpcfw.balancer.round_robin import RoundRobinBalancer
+from rpcfw.endpoint import Endpoint
 
 from .fakes import FakeHelper, FakeSubchannel, endpoints
 

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from rpcfw._runtime import AsyncioRuntime
-from rpcfw.balancer.base import ConnectivityState, Endpoint
+from rpcfw.balancer.base import ConnectivityState
 from rpcfw.client._connection import ClientConnection, ConnectionOptions
 from rpcfw.client._subchannel import Subchannel
+from rpcfw.endpoint import Endpoint
 from rpcfw.policy.backoff import BackoffConfig
 from rpcfw.registry import Instance, LeaseRegistrar, LocalStore
 from rpcfw.resolver import DnsResolver, parse_target
-from rpcfw.resolver.registry_resolver import RegistryResolver
+from rpcfw.resolver.service_registry import ServiceRegistryResolver
 
 LIVENESS = 10.0  # bound on waits that must not hang (not a timing assertion)
 
@@ -127,12 +128,10 @@ class SlowStore(LocalStore):
         yield ttl
 
 
-async def test_registry_resolver_close_propagates_cancellation_while_a_read_is_slow_to_cancel() -> (
-    None
-):
+async def test_service_registry_resolver_close_propagates_cancellation_if_a_read_is_slow() -> None:
     slow = SlowToCancel()
     closed: list[bool] = []
-    resolver = RegistryResolver(
+    resolver = ServiceRegistryResolver(
         parse_target("local:///echo"),
         lambda update: None,
         SlowStore(slow, slow_reads=True),

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rpcfw.balancer.base import Endpoint
+from rpcfw.endpoint import Endpoint
 from rpcfw.etcd.api import EtcdUnavailable, WatchEvent
 from rpcfw.policy.backoff import Backoff, BackoffConfig
 from rpcfw.registry import Instance, LeaseRegistrar, LocalStore, instance_key
@@ -21,7 +21,7 @@ from rpcfw.registry.instance import DEFAULT_PREFIX
 from rpcfw.registry.settling import SettlingView
 from rpcfw.registry.state_log import StateLog
 from rpcfw.resolver import parse_target
-from rpcfw.resolver.registry_resolver import RegistryResolver
+from rpcfw.resolver.service_registry import ServiceRegistryResolver
 from tests.echo_service import wait_until
 
 LIVENESS = 10.0  # bound on waits that must not hang (not a timing assertion)
@@ -212,7 +212,7 @@ async def test_resolver_watch_that_fails_unexpectedly_is_logged_and_restarted(
             updates.append(ports(update))
             arrived.set()
 
-    resolver = RegistryResolver(
+    resolver = ServiceRegistryResolver(
         parse_target("local:///echo.v1.Echo"),
         listener,
         store,

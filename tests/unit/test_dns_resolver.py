@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rpcfw.balancer.base import Endpoint
+from rpcfw.endpoint import Endpoint
 from rpcfw.resolver import DnsResolver, parse_target
 
 

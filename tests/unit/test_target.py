@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rpcfw.balancer.base import Endpoint
+from rpcfw.endpoint import Endpoint
 from rpcfw.resolver import parse_address, parse_target
 from rpcfw.resolver.target import parse_address_list
 

@@ -9,7 +9,7 @@ import pytest
 
 import rpcfw
 from rpcfw._unix import UnixAddress, listening_address, parse_unix, socket_address, unix_peer
-from rpcfw.balancer.base import Endpoint
+from rpcfw.endpoint import Endpoint
 from rpcfw.resolver import UnixResolver, create_resolver, parse_target
 
 

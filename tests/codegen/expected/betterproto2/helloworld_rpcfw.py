@@ -2,6 +2,8 @@
 # source: helloworld.proto
 """rpcfw services of helloworld.proto."""
 
+from __future__ import annotations
+
 import abc
 import typing
 from collections.abc import Mapping

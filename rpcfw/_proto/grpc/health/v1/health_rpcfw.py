@@ -2,6 +2,8 @@
 # source: grpc/health/v1/health.proto
 """rpcfw services of grpc/health/v1/health.proto."""
 
+from __future__ import annotations
+
 import abc
 import typing
 from collections.abc import AsyncIterator, Mapping

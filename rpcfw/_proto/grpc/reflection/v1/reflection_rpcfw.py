@@ -2,6 +2,8 @@
 # source: grpc/reflection/v1/reflection.proto
 """rpcfw services of grpc/reflection/v1/reflection.proto."""
 
+from __future__ import annotations
+
 import abc
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping

@@ -2,6 +2,8 @@
 # source: grpc/reflection/v1alpha/reflection.proto
 """rpcfw services of grpc/reflection/v1alpha/reflection.proto."""
 
+from __future__ import annotations
+
 import abc
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping

@@ -2,6 +2,8 @@
 # source: echo/v1/echo.proto
 """rpcfw services of echo/v1/echo.proto."""
 
+from __future__ import annotations
+
 import abc
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Mapping

@@ -1,4 +1,4 @@
-"""Balancer registry: policy names -> factories ``factory(helper) -> Balancer``.
+"""The table of balancing policies by name -> factories ``factory(helper) -> Balancer``.
 
 Built-ins: ``pick_first``, ``round_robin``, ``weighted_round_robin``, ``p2c``, ``ring_hash``.
 Configure one with :func:`functools.partial`, e.g.
@@ -48,4 +48,5 @@ def balancer_factory(name: str) -> BalancerFactory:
 
 
 def balancer_names() -> tuple[str, ...]:
+    """The names of the registered balancing policies, sorted."""
     return tuple(sorted(_FACTORIES))

@@ -1,4 +1,4 @@
-"""RegistryResolver: ``etcd://host:port[,host:port...]/service`` and ``local:///service``.
+"""ServiceRegistryResolver: ``etcd://host:port[,host:port...]/service`` and ``local:///service``.
 
 Reads a consistent snapshot of the service's prefix, then watches from its revision + 1.
 
@@ -35,8 +35,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from .._clock import Cancellable
 from .._runtime import TaskHandle
-from ..balancer.base import Cancellable, Endpoint
+from ..endpoint import Endpoint
 from ..etcd.api import EtcdClient, EtcdError, WatchCompacted, WatchEventType
 from ..policy.backoff import Backoff, BackoffConfig
 from ..policy.service_config import ServiceConfig
@@ -47,7 +48,7 @@ from ..registry.tracker import InstanceTracker
 from .base import Resolver, ResolverListener
 from .target import Target
 
-__all__ = ["RegistryResolver"]
+__all__ = ["ServiceRegistryResolver"]
 
 log = logging.getLogger("rpcfw.resolver")
 
@@ -55,7 +56,11 @@ log = logging.getLogger("rpcfw.resolver")
 _FIRST_CONFIG_WAIT = 2.0
 
 
-class RegistryResolver(Resolver):
+class ServiceRegistryResolver(Resolver):
+    """Resolver for ``etcd://host:port[,...]/service`` and ``local:///service``: a snapshot of the
+    service's instances, then a watch from its revision + 1, with resume, resync and settling
+    (see the module docstring)."""
+
     def __init__(
         self,
         target: Target,

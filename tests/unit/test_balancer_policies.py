@@ -5,11 +5,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from rpcfw.balancer import registry
+from rpcfw.balancer import policies
 from rpcfw.balancer.base import Balancer, BalancerHelper
 from rpcfw.balancer.p2c import P2CBalancer
 from rpcfw.balancer.pick_first import PickFirstBalancer
-from rpcfw.balancer.registry import balancer_factory, balancer_names, register_balancer
+from rpcfw.balancer.policies import balancer_factory, balancer_names, register_balancer
 from rpcfw.balancer.ring_hash import RingHashBalancer, RingHashConfig
 from rpcfw.balancer.round_robin import RoundRobinBalancer
 from rpcfw.balancer.weighted_round_robin import WeightedRoundRobinBalancer
@@ -27,10 +27,10 @@ BUILT_INS: dict[str, type[Balancer]] = {
 
 @pytest.fixture(autouse=True)
 def restore_registry() -> Iterator[None]:
-    saved = dict(registry._FACTORIES)
+    saved = dict(policies._FACTORIES)
     yield
-    registry._FACTORIES.clear()
-    registry._FACTORIES.update(saved)
+    policies._FACTORIES.clear()
+    policies._FACTORIES.update(saved)
 
 
 @pytest.mark.parametrize("name", sorted(BUILT_INS))
