@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["LINE_LENGTH", "docstring", "from_import", "isort_key", "wrap"]
+__all__ = ["LINE_LENGTH", "docstring", "from_import", "isort_key", "split_subscript", "wrap"]
 
 LINE_LENGTH = 88
 
@@ -33,9 +33,48 @@ def wrap(head: str, args: Sequence[str], tail: str, indent: str, brackets: str =
         return [one]
     inner = f"{indent}    {', '.join(args)}"
     if len(inner) <= LINE_LENGTH and left == "(":
-        return [f"{indent}{head}{left}", inner, f"{indent}{right}{tail}"]
-    wrapped = (f"{indent}    {a}," for a in args)
-    return [f"{indent}{head}{left}", *wrapped, f"{indent}{right}{tail}"]
+        return [f"{indent}{head}{left}", inner, *split_subscript(f"{indent}{right}{tail}")]
+    wrapped = [line for a in args for line in _split_union(f"{indent}    {a},")]
+    return [f"{indent}{head}{left}", *wrapped, *split_subscript(f"{indent}{right}{tail}")]
+
+
+def split_subscript(line: str) -> list[str]:
+    """A line too long for one line with a subscript (``) -> Call[A, B]: ...``): the
+    subscript's contents on their own line, as ruff format splits it."""
+    if len(line) <= LINE_LENGTH or "[" not in line:
+        return [line]
+    indent = line[: len(line) - len(line.lstrip())]
+    start = line.index("[")
+    depth = 0
+    for end in range(start, len(line)):
+        depth += {"[": 1, "]": -1}.get(line[end], 0)
+        if depth == 0:
+            break
+    else:
+        return [line]
+    inner = line[start + 1 : end]
+    return [line[: start + 1], f"{indent}    {inner}", f"{indent}{line[end:]}"]
+
+
+def _split_union(line: str) -> list[str]:
+    """An argument line too long for one line, whose annotation is a union: one alternative
+    per line, as ruff format writes it (``name: A`` / ``| B`` / ``| C = default,``)."""
+    if len(line) <= LINE_LENGTH:
+        return [line]
+    indent = line[: len(line) - len(line.lstrip())]
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(line):
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        elif depth == 0 and line.startswith(" | ", i):
+            parts.append(line[start:i])
+            start = i + 3
+    if not parts:
+        return [line]
+    parts.append(line[start:])
+    return [parts[0], *(f"{indent}| {part}" for part in parts[1:])]
 
 
 def from_import(source: str, names: Iterable[str]) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ._text import LINE_LENGTH, docstring, from_import, isort_key, wrap
+from ._text import LINE_LENGTH, docstring, from_import, isort_key, split_subscript, wrap
 from .descriptors import proto_files_code
 from .model import Cardinality, Method, ProtoFile, Service
 from .naming import (
@@ -164,10 +164,9 @@ def _stub_method(service: Service, method: Method, py: str, ctx: _Ctx) -> list[s
             ind,
         )
         lines += [""]
-        lines += wrap(
-            f"def {py}",
-            ["self", f"requests: {reqs} | None = None", "/", _OPTS],
-            f" -> {bidi} | AsyncIterator[{resp}]:",
+        lines += _union_return(
+            wrap(f"def {py}", ["self", f"requests: {reqs} | None = None", "/", _OPTS], "", ind),
+            [bidi, f"AsyncIterator[{resp}]"],
             ind,
         )
         lines += doc + warn + [f"{ind * 2}if requests is None:"]
@@ -236,7 +235,7 @@ def _union_return(signature: list[str], alternatives: list[str], ind: str) -> li
     if len(f"{ind * 2}{union}") <= LINE_LENGTH:
         return [*head, f"{ind * 2}{union}", f"{ind}):"]
     parts = [f"{ind * 2}{alternatives[0]}", *(f"{ind * 2}| {a}" for a in alternatives[1:])]
-    return [*head, *parts, f"{ind}):"]
+    return [*head, *(line for part in parts for line in split_subscript(part)), f"{ind}):"]
 
 
 def _base_method(method: Method, py: str, ctx: _Ctx) -> list[str]:
@@ -283,9 +282,12 @@ def _service(service: Service, ctx: _Ctx) -> list[str]:
     out += [f"{ind * 2}return {{"]
     for method in service.methods:
         spec = ctx.classes[f"{service.name}.{method.name}"]
-        out += wrap(
-            f"{spec}.path: rpcfw.ServerMethod", [spec, f"self.{py[method.name]}"], ",", ind * 3
-        )
+        args = [spec, f"self.{py[method.name]}"]
+        key = f"{ind * 3}{spec}.path: "
+        if len(f"{key}rpcfw.ServerMethod(") <= LINE_LENGTH:
+            out += wrap(f"{spec}.path: rpcfw.ServerMethod", args, ",", ind * 3)
+        else:  # the value in parentheses: ruff format cannot split the key
+            out += [f"{key}(", *wrap("rpcfw.ServerMethod", args, "", ind * 4), f"{ind * 3}),"]
     out += [f"{ind * 2}}}"]
     return out
 
@@ -297,7 +299,14 @@ def _spec(service: Service, method: Method, ctx: _Ctx) -> list[str]:
     args = [f'"{service.path(method)}"', f"rpcfw.Cardinality.{method.cardinality.name}", req, resp]
     if method.idempotent:
         args.append("idempotent=True")
-    return wrap(f"{name}: rpcfw.MethodSpec[{req}, {resp}] = rpcfw.MethodSpec", args, "", "")
+    target = f"{name}: rpcfw.MethodSpec[{req}, {resp}] = "
+    if len(f"{target}rpcfw.MethodSpec(") <= LINE_LENGTH:
+        return wrap(f"{target}rpcfw.MethodSpec", args, "", "")
+    # as ruff format does: the value in parentheses if that fits, else the subscript split
+    if len(f"{target}(") <= LINE_LENGTH:
+        return [f"{target}(", *wrap("rpcfw.MethodSpec", args, "", "    "), ")"]
+    subscript = [f"{name}: rpcfw.MethodSpec[", f"    {req}, {resp}"]
+    return [*subscript, *wrap("] = rpcfw.MethodSpec", args, "", "")]
 
 
 def _header_imports(uses: set[str]) -> list[str]:

@@ -69,7 +69,7 @@ def gen_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding ``gen``, generated exactly as examples/README.md says."""
     root = tmp_path_factory.mktemp("examples")
     subprocess.run(
-        ["rpcfw", "gen", "proto", "-I", "proto", "-o", str(root / "gen")],
+        [sys.executable, "-m", "rpcfw", "gen", "proto", "-I", "proto", "-o", str(root / "gen")],
         cwd=REPO,
         check=True,
         capture_output=True,

@@ -25,17 +25,21 @@ __all__ = [
     "HealthStub",
 ]
 
-HEALTH_CHECK: rpcfw.MethodSpec[HealthCheckRequest, HealthCheckResponse] = rpcfw.MethodSpec(
-    "/grpc.health.v1.Health/Check",
-    rpcfw.Cardinality.UNARY_UNARY,
-    HealthCheckRequest,
-    HealthCheckResponse,
+HEALTH_CHECK: rpcfw.MethodSpec[HealthCheckRequest, HealthCheckResponse] = (
+    rpcfw.MethodSpec(
+        "/grpc.health.v1.Health/Check",
+        rpcfw.Cardinality.UNARY_UNARY,
+        HealthCheckRequest,
+        HealthCheckResponse,
+    )
 )
-HEALTH_WATCH: rpcfw.MethodSpec[HealthCheckRequest, HealthCheckResponse] = rpcfw.MethodSpec(
-    "/grpc.health.v1.Health/Watch",
-    rpcfw.Cardinality.UNARY_STREAM,
-    HealthCheckRequest,
-    HealthCheckResponse,
+HEALTH_WATCH: rpcfw.MethodSpec[HealthCheckRequest, HealthCheckResponse] = (
+    rpcfw.MethodSpec(
+        "/grpc.health.v1.Health/Watch",
+        rpcfw.Cardinality.UNARY_STREAM,
+        HealthCheckRequest,
+        HealthCheckResponse,
+    )
 )
 
 # descriptors of this .proto file and of all it imports, for server reflection

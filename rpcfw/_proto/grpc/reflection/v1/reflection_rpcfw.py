@@ -36,7 +36,9 @@ __all__ = [
     "ServiceResponse",
 ]
 
-SERVER_REFLECTION_SERVER_REFLECTION_INFO: rpcfw.MethodSpec[ServerReflectionRequest, ServerReflectionResponse] = rpcfw.MethodSpec(
+SERVER_REFLECTION_SERVER_REFLECTION_INFO: rpcfw.MethodSpec[
+    ServerReflectionRequest, ServerReflectionResponse
+] = rpcfw.MethodSpec(
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     rpcfw.Cardinality.STREAM_STREAM,
     ServerReflectionRequest,
@@ -61,17 +63,23 @@ class ServerReflectionStub:
     @typing.overload
     def server_reflection_info(
         self,
-        requests: Iterable[ServerReflectionRequest] | AsyncIterable[ServerReflectionRequest],
+        requests: Iterable[ServerReflectionRequest]
+        | AsyncIterable[ServerReflectionRequest],
         /,
         **options: typing.Unpack[rpcfw.CallOptions],
     ) -> AsyncIterator[ServerReflectionResponse]: ...
 
     def server_reflection_info(
         self,
-        requests: Iterable[ServerReflectionRequest] | AsyncIterable[ServerReflectionRequest] | None = None,
+        requests: Iterable[ServerReflectionRequest]
+        | AsyncIterable[ServerReflectionRequest]
+        | None = None,
         /,
         **options: typing.Unpack[rpcfw.CallOptions],
-    ) -> rpcfw.BidiStream[ServerReflectionRequest, ServerReflectionResponse] | AsyncIterator[ServerReflectionResponse]:
+    ) -> (
+        rpcfw.BidiStream[ServerReflectionRequest, ServerReflectionResponse]
+        | AsyncIterator[ServerReflectionResponse]
+    ):
         """The reflection service is structured as a bidirectional stream, ensuring
         all related requests go to a single server.
         """
