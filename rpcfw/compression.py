@@ -63,6 +63,7 @@ def accepts(accept_encoding: str | None, encoding: str) -> bool:
 
 
 def compress(encoding: str, data: bytes) -> bytes:
+    """``data`` compressed with ``encoding`` (``gzip`` or ``deflate``, zlib level 6)."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, _WBITS[encoding])
     return compressor.compress(data) + compressor.flush()
 

@@ -113,6 +113,8 @@ class HealthService(HealthBase):
 
     @property
     def shutting_down(self) -> bool:
+        """True once the server began a graceful stop (``enter_graceful_shutdown``): every service
+        is NOT_SERVING and later updates are ignored."""
         return self._shutting_down
 
     def get_status(self, service: str = "") -> ServingStatus | None:

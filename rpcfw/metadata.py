@@ -106,6 +106,7 @@ class Metadata(Sequence[tuple[str, MetadataValue]]):
         return [v for k, v in self._items if k == key]
 
     def keys(self) -> list[str]:
+        """Every key in order, once per value (a key sent twice appears twice)."""
         return [k for k, _ in self._items]
 
     def to_dict(self) -> dict[str, MetadataValue]:
@@ -185,10 +186,12 @@ _MESSAGE_SAFE = "".join(chr(i) for i in range(0x20, 0x7F) if chr(i) != "%")
 
 
 def encode_grpc_message(message: str) -> str:
+    """``message`` percent-encoded for the ``grpc-message`` header, as the gRPC spec asks."""
     return quote(message, safe=_MESSAGE_SAFE, encoding="utf-8")
 
 
 def decode_grpc_message(value: str) -> str:
+    """A ``grpc-message`` header value percent-decoded (invalid UTF-8 replaced, never raises)."""
     return unquote(value, encoding="utf-8", errors="replace")
 
 
@@ -207,6 +210,7 @@ def encode_timeout(seconds: float) -> str:
 
 
 def decode_timeout(value: str) -> float:
+    """A ``grpc-timeout`` header value (e.g. ``100m``) in seconds; ValueError when malformed."""
     match = _TIMEOUT_RE.match(value)
     if match is None:
         raise ValueError(f"invalid grpc-timeout: {value!r}")

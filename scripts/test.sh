@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite: install rpcfw with its dev extras, install Debian's
-# etcd-server when it is missing (the etcd integration tests start their own on free ports),
-# then lint (ruff), type-check (mypy --strict) and test (pytest).
+# Set up and run the whole test suite: install rpcfw with its dev extras into .venv
+# (scripts/venv.sh; nothing goes into the system Python), install Debian's etcd-server when it is
+# missing (the etcd integration tests start their own on free ports), then lint (ruff),
+# type-check (mypy --strict) and test (pytest) with that venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-python3 -m pip install -q -e '.[dev,etcd]'
+bash scripts/venv.sh .venv 'typing,dev,etcd'
+export PATH="$PWD/.venv/bin:$PATH"
 
-if ! command -v etcd >/dev/null 2>&1; then
+if [ ! -x /usr/bin/etcd ]; then
   echo "== installing etcd-server (Debian package)"
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq etcd-server >/dev/null \
-    || echo "warning: could not install etcd-server; etcd tests will be skipped" >&2
+  if ! { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq etcd-server >/dev/null; }
+  then
+    echo "error: could not install Debian's etcd-server; the etcd tests need /usr/bin/etcd" >&2
+    exit 1
+  fi
 fi
 
 echo "== ruff"
-python3 -m ruff check .
+.venv/bin/python -m ruff check .
 echo "== mypy --strict (rpcfw, codegen)"
-python3 -m mypy rpcfw
-python3 -m mypy codegen
+.venv/bin/python -m mypy rpcfw
+.venv/bin/python -m mypy codegen
 echo "== pytest"
-python3 -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

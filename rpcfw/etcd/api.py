@@ -46,6 +46,9 @@ class WatchCompacted(EtcdError):
 
 @dataclass(frozen=True, slots=True)
 class KeyValue:
+    """A key as etcd stores it: its value, the revision that last changed it and its lease (0:
+    none)."""
+
     key: str
     value: bytes
     mod_revision: int
@@ -61,12 +64,17 @@ class Snapshot:
 
 
 class WatchEventType(enum.Enum):
+    """What a watch event did to its key: PUT or DELETE."""
+
     PUT = "PUT"
     DELETE = "DELETE"
 
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
+    """One change seen by a prefix watch: the key, its new value (empty for DELETE) and the revision
+    of the change."""
+
     type: WatchEventType
     key: str
     value: bytes  # empty for DELETE

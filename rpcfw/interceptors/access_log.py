@@ -69,6 +69,9 @@ def _record(
 
 
 class AccessLogServer(ServerInterceptor):
+    """Server interceptor that logs one line per call through ``logger`` (default ``rpcfw.access``):
+    method, status, duration, peer and message counts, also as record fields."""
+
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger("rpcfw.access")
 
@@ -89,6 +92,10 @@ class AccessLogServer(ServerInterceptor):
 
 
 class AccessLogClient(ClientInterceptor):
+    """Client interceptor that logs one line per call through ``logger`` (default
+    ``rpcfw.access.client``): method, status, duration, peer and message counts, also as record
+    fields."""
+
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger("rpcfw.access.client")
 

@@ -22,6 +22,10 @@ __all__ = ["DeadlineGuard"]
 
 
 class DeadlineGuard(ServerInterceptor):
+    """Server interceptor for deadline rules: calls without a deadline are refused (``require``) or
+    given ``default``; deadlines beyond ``maximum`` are refused or, with ``clamp``, shortened.
+    Methods under ``exempt`` prefixes are left alone."""
+
     def __init__(
         self,
         *,

@@ -25,6 +25,10 @@ __all__ = ["OutlierConfig", "OutlierEjector"]
 
 @dataclass(frozen=True, slots=True)
 class OutlierConfig:
+    """Settings of outlier ejection by consecutive connection failures: how many in a row eject, the
+    first and the longest ejection time, the most endpoints ejected at once (percent) and the
+    quiet period that resets the ejection time."""
+
     consecutive_failures: int = 5
     base_ejection_time: float = 1.0
     max_ejection_time: float = 30.0

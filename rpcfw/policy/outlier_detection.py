@@ -116,6 +116,7 @@ class OutlierDetectionConfig:
 
     @property
     def enabled(self) -> bool:
+        """Whether any ejection algorithm (success rate or failure percentage) is configured."""
         return (
             self.success_rate_ejection is not None or self.failure_percentage_ejection is not None
         )

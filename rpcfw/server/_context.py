@@ -197,6 +197,8 @@ class CallContext:
 
     # -- used by the dispatcher ----------------------------------------------------------
     async def send_message(self, payload: bytes) -> None:
+        """Send one already-serialized response message: frames it (compressed if the call's
+        compression is set) and sends the initial metadata first if they have not gone yet."""
         if not self._headers_sent:
             await self.send_initial_metadata()
         framed = (
@@ -266,4 +268,5 @@ class CallContext:
 
     @property
     def headers_sent(self) -> bool:
+        """Whether the response headers (initial metadata) have been sent."""
         return self._headers_sent

@@ -20,6 +20,8 @@ Headers = list[tuple[str, str]]
 
 
 class Event:
+    """Base of the events the connection core reports; compared and shown by their fields."""
+
     __slots__ = ()
 
     def __repr__(self) -> str:
@@ -112,6 +114,8 @@ class SettingsReceived(Event):
 
 
 class PingAcked(Event):
+    """The peer acknowledged our PING carrying ``data``."""
+
     __slots__ = ("data",)
 
     def __init__(self, data: bytes) -> None:

@@ -53,6 +53,8 @@ _SETTING = struct.Struct(">HL")
 
 
 class FrameType(enum.IntEnum):
+    """HTTP/2 frame types (RFC 9113, section 6)."""
+
     DATA = 0x0
     HEADERS = 0x1
     PRIORITY = 0x2
@@ -73,6 +75,8 @@ FLAG_PRIORITY = 0x20
 
 
 class Flag(enum.IntFlag):
+    """HTTP/2 frame flags (END_STREAM and ACK share a bit; the frame type tells which)."""
+
     END_STREAM = 0x1
     ACK = 0x1
     END_HEADERS = 0x4
@@ -81,6 +85,8 @@ class Flag(enum.IntFlag):
 
 
 class ErrorCode(enum.IntEnum):
+    """HTTP/2 error codes for RST_STREAM and GOAWAY (RFC 9113, section 7)."""
+
     NO_ERROR = 0x0
     PROTOCOL_ERROR = 0x1
     INTERNAL_ERROR = 0x2
@@ -98,6 +104,8 @@ class ErrorCode(enum.IntEnum):
 
 
 class SettingCode(enum.IntEnum):
+    """HTTP/2 SETTINGS parameters (RFC 9113, section 6.5.2)."""
+
     HEADER_TABLE_SIZE = 0x1
     ENABLE_PUSH = 0x2
     MAX_CONCURRENT_STREAMS = 0x3
@@ -113,6 +121,7 @@ def frame(frame_type: int, flags: int, stream_id: int, payload: bytes = b"") -> 
 
 
 def data_frame(stream_id: int, data: bytes, end_stream: bool = False) -> bytes:
+    """A DATA frame carrying ``data`` on ``stream_id``, with END_STREAM when ``end_stream``."""
     length = len(data)
     return _HEADER_PACK(length >> 16, length & 0xFFFF, 0, end_stream, stream_id) + data
 
@@ -132,26 +141,33 @@ def headers_frames(stream_id: int, block: bytes, end_stream: bool, max_frame_siz
 
 
 def rst_stream_frame(stream_id: int, code: int) -> bytes:
+    """A RST_STREAM frame ending ``stream_id`` with error ``code``."""
     return frame(FrameType.RST_STREAM, 0, stream_id, _U32.pack(code))
 
 
 def settings_frame(settings: Iterable[tuple[int, int]]) -> bytes:
+    """A SETTINGS frame with the given (parameter, value) pairs."""
     return frame(FrameType.SETTINGS, 0, 0, b"".join(_SETTING.pack(k, v) for k, v in settings))
 
 
 def settings_ack_frame() -> bytes:
+    """An empty SETTINGS frame with ACK: acknowledges the peer's SETTINGS."""
     return frame(FrameType.SETTINGS, Flag.ACK, 0)
 
 
 def ping_frame(data: bytes, ack: bool = False) -> bytes:
+    """A PING frame with 8 bytes of ``data`` (with ACK: the answer to a peer's PING)."""
     if len(data) != 8:
         raise ValueError("PING data must be 8 bytes")
     return frame(FrameType.PING, Flag.ACK if ack else 0, 0, data)
 
 
 def goaway_frame(last_stream_id: int, code: int, debug: bytes = b"") -> bytes:
+    """A GOAWAY frame: the last stream id this side processes, an error code and debug data."""
     return frame(FrameType.GOAWAY, 0, 0, _GOAWAY.pack(last_stream_id, code) + debug)
 
 
 def window_update_frame(stream_id: int, increment: int) -> bytes:
+    """A WINDOW_UPDATE frame granting ``increment`` bytes of flow-control window to ``stream_id``
+    (0: the connection)."""
     return frame(FrameType.WINDOW_UPDATE, 0, stream_id, _U32.pack(increment))

@@ -49,6 +49,8 @@ class ConnectionAge:
 
 
 class KeepaliveAction(enum.Enum):
+    """What the keepalive timer should do now: WAIT, SEND_PING, or CLOSE the connection."""
+
     WAIT = "wait"
     SEND_PING = "send_ping"
     CLOSE = "close"
