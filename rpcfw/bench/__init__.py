@@ -1,8 +1,9 @@
 """``rpcfw bench``: a ghz-like load generator for any rpcfw/gRPC target.
 
 Pure pieces (unit-tested): :mod:`.histogram` (latency recording and percentiles),
-:mod:`.report` (results as table, JSON or CSV), :mod:`.schedule` (open-loop send times,
-duration parsing). IO: :mod:`.runner` drives rpcfw Channels.
+:mod:`.report` (results as table, JSON or CSV), :mod:`.html_report` (HTML page and Markdown),
+:mod:`.svg_plot` (inline SVG charts), :mod:`.schedule` (open-loop send times, duration
+parsing). IO: :mod:`.runner` drives rpcfw Channels.
 """
 
 from __future__ import annotations

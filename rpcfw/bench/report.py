@@ -34,6 +34,8 @@ class BenchResult:
     histogram_text: str = ""
     first_error: str | None = None
     stopped_early: str | None = None
+    ok_per_second: list[int] = field(default_factory=list)  # OK calls in each second
+    warmup_calls: int = 0  # run before measuring, not counted
 
     @property
     def count(self) -> int:
@@ -52,6 +54,8 @@ class BenchResult:
 
 
 def to_dict(result: BenchResult) -> dict[str, Any]:
+    """The result as plain JSON-ready data: the run's settings, counts, rates, latency percentiles
+    and histogram, and errors by status."""
     return {
         "target": result.target,
         "method": result.method,
@@ -73,6 +77,7 @@ def to_dict(result: BenchResult) -> dict[str, Any]:
         "histogram": [{"upper_ms": round(u, 6), "count": c} for u, c in result.histogram],
         "first_error": result.first_error,
         "stopped_early": result.stopped_early,
+        "warmup_calls": result.warmup_calls,
     }
 
 
@@ -119,6 +124,8 @@ def _ms(value: float) -> str:
 
 
 def to_table(result: BenchResult) -> str:
+    """The result as a human-readable text table: load, calls, throughput, latency percentiles, a
+    histogram and errors by status."""
     rate = "closed loop" if result.rate is None else f"open loop, {result.rate:g} calls/s"
     rows = [
         ("Target", result.target),
@@ -141,6 +148,8 @@ def to_table(result: BenchResult) -> str:
                 f"({result.messages_sent} / {result.messages_received})",
             )
         )
+    if result.warmup_calls:
+        rows.append(("Warm-up", f"{result.warmup_calls} calls not measured"))
     if result.stopped_early:
         rows.append(("Stopped early", result.stopped_early))
     width = max(len(k) for k, _ in rows)
@@ -163,6 +172,7 @@ def to_table(result: BenchResult) -> str:
 
 
 def render(result: BenchResult, fmt: str) -> str:
+    """The result in ``fmt``: ``json``, ``csv`` or ``table`` (ValueError for any other)."""
     if fmt == "json":
         return json.dumps(to_dict(result), indent=2) + "\n"
     if fmt == "csv":

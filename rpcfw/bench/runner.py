@@ -6,13 +6,19 @@ call's latency counts from when it was due, so queueing behind a slow server is 
 
 Always bounded: by ``total`` calls and by ``duration`` seconds (calls in flight then get up
 to their ``timeout`` to finish, after which they are cancelled). The run stops early when no
-call has succeeded and ``fail_fast_after`` calls failed with UNAVAILABLE (target unreachable).
+call has succeeded and ``fail_fast_after`` calls failed with UNAVAILABLE (target unreachable),
+or on SIGINT when ``stop_on_sigint`` (calls in flight are cancelled, what was measured stays).
+
+Warm-up: the first ``warmup_calls`` calls, and calls started in the first ``warmup_seconds``,
+run but are not measured; ``total`` counts measured calls, ``duration`` starts after
+``warmup_seconds``, and rates and elapsed time are of the measured part.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +28,8 @@ from .._method import MethodSpec
 from .._status import Cardinality, Status
 from ..client import Channel
 from ..errors import RpcError
+from ..metadata import MetadataValue
+from ..tls import ChannelTLS
 from .histogram import LatencyHistogram
 from .report import PERCENTILES, BenchResult
 from .schedule import OpenLoopSchedule, latency_from_intended
@@ -38,6 +46,9 @@ KINDS = {
 
 @dataclass(slots=True)
 class BenchConfig:
+    """What ``rpcfw bench`` runs: the method and request, workers and connections, duration or total
+    calls, an open-loop ``rate`` (None: closed loop), the balancer and the per-call timeout."""
+
     target: str
     spec: MethodSpec[Any, Any]
     request: Any
@@ -51,6 +62,11 @@ class BenchConfig:
     stream_messages: int = 10
     fail_fast_after: int = 5
     progress: bool = False
+    metadata: list[tuple[str, MetadataValue]] = field(default_factory=list)
+    tls: ChannelTLS | None = None
+    warmup_calls: int = 0
+    warmup_seconds: float = 0.0
+    stop_on_sigint: bool = False
 
 
 @dataclass(slots=True)
@@ -66,7 +82,10 @@ class BenchRun:
     first_error: str | None = None
     stopped_early: str | None = None
     unreachable: bool = False
+    interrupted: bool = False
     per_second: list[int] = field(default_factory=list)
+    warmup: int = 0  # calls run during the warm-up (not measured)
+    measure_start: float | None = None  # loop time the measured part began
 
     @property
     def done(self) -> int:
@@ -79,20 +98,21 @@ CallFn = Callable[[Channel], Awaitable[tuple[int, int]]]
 def _call_fn(config: BenchConfig) -> CallFn:
     """One call of the configured kind; returns (messages sent, messages received)."""
     spec, request, timeout = config.spec, config.request, config.timeout
+    metadata = config.metadata or None
     burst = [request] * config.stream_messages
     kind = spec.cardinality
 
     if kind is Cardinality.UNARY_UNARY:
 
         async def call(channel: Channel) -> tuple[int, int]:
-            await channel.unary_unary(spec, request, timeout=timeout)
+            await channel.unary_unary(spec, request, timeout=timeout, metadata=metadata)
             return 1, 1
 
     elif kind is Cardinality.UNARY_STREAM:
 
         async def call(channel: Channel) -> tuple[int, int]:
             received = 0
-            replies = channel.unary_stream(spec, request, timeout=timeout)
+            replies = channel.unary_stream(spec, request, timeout=timeout, metadata=metadata)
             async with contextlib.aclosing(replies):  # type: ignore[type-var]
                 async for _ in replies:
                     received += 1
@@ -101,14 +121,14 @@ def _call_fn(config: BenchConfig) -> CallFn:
     elif kind is Cardinality.STREAM_UNARY:
 
         async def call(channel: Channel) -> tuple[int, int]:
-            await channel.stream_unary(spec, burst, timeout=timeout)
+            await channel.stream_unary(spec, burst, timeout=timeout, metadata=metadata)
             return len(burst), 1
 
     else:
 
         async def call(channel: Channel) -> tuple[int, int]:
             received = 0
-            replies = channel.stream_stream_iter(spec, burst, timeout=timeout)
+            replies = channel.stream_stream_iter(spec, burst, timeout=timeout, metadata=metadata)
             async with contextlib.aclosing(replies):  # type: ignore[type-var]
                 async for _ in replies:
                     received += 1
@@ -125,25 +145,46 @@ class _Bench:
         self.call = _call_fn(config)
         self.loop = asyncio.get_running_loop()
         self.start = self.loop.time()
-        self.end = self.start + config.duration
+        self.warmup_end = self.start + config.warmup_seconds
+        self.end = self.warmup_end + config.duration
         self.stop = asyncio.Event()
+        self.taken = 0  # calls given a start time, warm-up included
+        self.measured = 0  # of which measured
         self.schedule = (
             None
             if config.rate is None
-            else OpenLoopSchedule(config.rate, self.start, total=config.total, end=self.end)
+            else OpenLoopSchedule(config.rate, self.start, total=None, end=self.end)
         )
 
-    def _next_start(self) -> float | None:
-        """When the next call is due (closed loop: now), or None when the run is over."""
-        if self.stop.is_set():
+    def _next_start(self) -> tuple[float, bool] | None:
+        """When the next call is due (closed loop: now) and whether it is measured (not a
+        warm-up call), or None when the run is over."""
+        total = self.config.total
+        if self.stop.is_set() or (total is not None and self.measured >= total):
             return None
         if self.schedule is not None:
-            return self.schedule.take()
-        now = self.loop.time()
-        total = self.config.total
-        if now >= self.end or (total is not None and self.run.started >= total):
-            return None
-        return now
+            due = self.schedule.take()
+            if due is None:
+                return None
+        else:
+            due = self.loop.time()
+            if due >= self.end:
+                return None
+        measured = self.taken >= self.config.warmup_calls and due >= self.warmup_end
+        self.taken += 1
+        if not measured:
+            self.run.warmup += 1
+        else:
+            self.measured += 1
+            if self.run.measure_start is None:
+                self.run.measure_start = due
+        return due, measured
+
+    def interrupt(self) -> None:
+        """SIGINT: stop now; calls in flight are cancelled, the partial result stays."""
+        self.run.interrupted = True
+        self.run.stopped_early = "interrupted (SIGINT): calls in flight cancelled"
+        self.stop.set()
 
     def _record_error(self, status: str, text: str) -> None:
         run = self.run
@@ -164,7 +205,8 @@ class _Bench:
     async def worker(self, index: int) -> None:
         channel = self.channels[index % len(self.channels)]
         run = self.run
-        while (due := self._next_start()) is not None:
+        while (slot := self._next_start()) is not None:
+            due, measured = slot
             delay = due - self.loop.time()
             if delay > 0:  # open loop, ahead of schedule (a stop cancels the sleep)
                 await asyncio.sleep(delay)
@@ -172,17 +214,21 @@ class _Bench:
             try:
                 sent, received = await self.call(channel)
             except RpcError as exc:
-                self._record_error(exc.status.name, str(exc))
+                if measured:
+                    self._record_error(exc.status.name, str(exc))
                 continue
             except Exception as exc:
-                self._record_error(Status.UNKNOWN.name, f"{type(exc).__name__}: {exc}")
+                if measured:
+                    self._record_error(Status.UNKNOWN.name, f"{type(exc).__name__}: {exc}")
+                continue
+            if not measured:
                 continue
             done = self.loop.time()
             run.histogram.record(latency_from_intended(due, done))
             run.ok += 1
             run.sent += sent
             run.received += received
-            second = int(done - self.start)
+            second = int(done - (run.measure_start or self.start))
             while len(run.per_second) <= second:
                 run.per_second.append(0)
             run.per_second[second] += 1
@@ -211,6 +257,8 @@ class _Bench:
     async def execute(self) -> float:
         config = self.config
         progress = asyncio.ensure_future(self.progress(sys.stderr)) if config.progress else None
+        if config.stop_on_sigint:  # a second SIGINT gets Python's default again
+            self.loop.add_signal_handler(signal.SIGINT, self._first_sigint)
         workers = [asyncio.ensure_future(self.worker(i)) for i in range(config.concurrency)]
         # past the end, calls in flight get their timeout to finish; then they are cancelled
         hard_end = self.end + config.timeout + 1.0
@@ -226,23 +274,32 @@ class _Bench:
                 )
                 stopper.cancel()
                 pending.discard(stopper)
-                if self.stop.is_set() and self.run.unreachable:
+                if self.stop.is_set() and (self.run.unreachable or self.run.interrupted):
                     break
         finally:
+            if config.stop_on_sigint:
+                self.loop.remove_signal_handler(signal.SIGINT)
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             if progress is not None:
                 progress.cancel()
                 await asyncio.gather(progress, return_exceptions=True)
-        return self.loop.time() - self.start
+        return self.loop.time() - (self.run.measure_start or self.start)
+
+    def _first_sigint(self) -> None:
+        self.loop.remove_signal_handler(signal.SIGINT)
+        self.interrupt()
 
 
 async def run_bench(config: BenchConfig) -> tuple[BenchResult, BenchRun]:
     """Run the benchmark ``config`` describes. Raises ValueError for a bad target/balancer."""
     if config.concurrency < 1 or config.connections < 1:
         raise ValueError("concurrency and connections must be at least 1")
-    channels = [Channel(config.target, balancer=config.balancer) for _ in range(config.connections)]
+    channels = [
+        Channel(config.target, balancer=config.balancer, tls=config.tls)
+        for _ in range(config.connections)
+    ]
     try:
         bench = _Bench(config, channels)
         elapsed = await bench.execute()
@@ -275,5 +332,7 @@ async def run_bench(config: BenchConfig) -> tuple[BenchResult, BenchRun]:
         histogram_text=hist.render_text() if hist.count else "",
         first_error=run.first_error,
         stopped_early=run.stopped_early,
+        ok_per_second=list(run.per_second),
+        warmup_calls=run.warmup,
     )
     return result, run

@@ -1,6 +1,9 @@
-"""The ``rpcfw`` command line (typer): gen, demo, bench, registry."""
+"""The ``rpcfw`` command line (typer): gen, demo, bench, registry, call, list, describe,
+serve."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
@@ -17,9 +20,31 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from ..__about__ import __version__
+
+        typer.echo(f"rpcfw {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """rpcfw: typed async RPC for Python, wire-compatible with gRPC."""
+
+
 def _register() -> None:
     from .bench_command import bench
+    from .call_command import call
     from .gen_command import gen
+    from .list_command import describe, list_services
 
     app.command("gen", help="Generate messages and typed rpcfw stubs from .proto files.")(gen)
     app.command(
@@ -27,6 +52,16 @@ def _register() -> None:
     )(demo)
     app.command("bench", help="Load-test one method of a target: throughput, latency percentiles.")(
         bench
+    )
+    app.command("call", help="Call one method with JSON request(s) (grpcurl-like).")(call)
+    app.command("list", help="List a server's services, or one service's methods.")(list_services)
+    app.command("describe", help="Show a service, method, message or enum as .proto text.")(
+        describe
+    )
+    from .serve_command import serve
+
+    app.command("serve", help="Serve service objects from an import path (MODULE:ATTRIBUTE).")(
+        serve
     )
     from .registry_command import registry_app
 
@@ -37,4 +72,6 @@ _register()
 
 
 def main() -> None:
-    app()
+    from .entry import run
+
+    run(app)

@@ -1,9 +1,10 @@
 """``rpcfw bench``: a ghz-like load generator for one method of any rpcfw/gRPC target.
 
 Exit codes: 0 done; 1 done but no call succeeded; 2 bad option (duration, numbers, format,
-target, balancer, --plot without matplotlib); 3 proto/module problem (generation, import,
-unknown service or method); 4 request data that does not fit the message; 5 target
-unreachable (UNAVAILABLE before any call succeeded; stopped after the first failures).
+target, balancer, --plot without matplotlib, metadata, TLS files); 3 proto/module/reflection
+problem (generation, import, unknown service or method, no reflection); 4 request data that
+does not fit the message; 5 target unreachable (UNAVAILABLE before any call succeeded; stopped
+after the first failures); 130 interrupted (SIGINT), after printing the partial report.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, NoReturn
@@ -24,14 +26,29 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from .._method import MethodSpec
-from ..bench.report import FORMATS, BenchResult, render
+from ..bench.report import FORMATS, BenchResult
 from ..bench.runner import KINDS, BenchConfig, BenchRun, run_bench
 from ..bench.schedule import parse_duration
+from .bench_output import OUTPUT_FORMATS, output_format, plot_png, report_text
+from .bench_schema import reflected_method
+from .channel_options import (
+    CacertOption,
+    CertOption,
+    HeaderOption,
+    InsecureOption,
+    KeyOption,
+    ServerNameOption,
+    TlsFlags,
+    TlsOption,
+    parse_metadata,
+)
+from .cli_errors import EXIT_INPUT, CliError
 
 __all__ = [
     "EXIT_ALL_FAILED",
     "EXIT_BAD_DATA",
     "EXIT_BAD_METHOD",
+    "EXIT_INTERRUPTED",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "bench",
@@ -42,6 +59,8 @@ EXIT_USAGE = 2
 EXIT_BAD_METHOD = 3
 EXIT_BAD_DATA = 4
 EXIT_UNREACHABLE = 5
+EXIT_INTERRUPTED = 130
+STDOUT_FORMATS = (*FORMATS, "md", "html")
 
 DEFAULT_DURATION = 10.0
 TOTAL_TIME_CAP = 600.0  # --total without --duration still stops after this
@@ -197,24 +216,7 @@ def _check_plot_available() -> None:
 
 def write_plot(path: Path, result: BenchResult, run: BenchRun) -> None:
     """Latency histogram and OK calls per second, as a PNG."""
-    matplotlib: Any = importlib.import_module("matplotlib")
-    matplotlib.use("Agg")
-    pyplot: Any = importlib.import_module("matplotlib.pyplot")
-    figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4))
-    uppers = [u for u, _ in result.histogram]
-    counts = [c for _, c in result.histogram]
-    left.bar(range(len(counts)), counts)
-    left.set_xticks(range(len(counts)), [f"{u:.2f}" for u in uppers], rotation=45)
-    left.set_xlabel("latency up to (ms)")
-    left.set_ylabel("calls")
-    left.set_title(f"{result.method} latency")
-    right.plot(range(len(run.per_second)), run.per_second, marker="o")
-    right.set_xlabel("second")
-    right.set_ylabel("OK calls")
-    right.set_title("throughput")
-    figure.tight_layout()
-    figure.savefig(path)
-    pyplot.close(figure)
+    path.write_bytes(plot_png(result))
 
 
 # -- the command -----------------------------------------------------------------------------
@@ -310,7 +312,7 @@ def bench(
         typer.Option("--stream-messages", min=1, help="Requests per client-stream or bidi call."),
     ] = 10,
     fmt: Annotated[
-        str, typer.Option("-f", "--format", help="Output: table, json or csv.")
+        str, typer.Option("-f", "--format", help="Output: table, json, csv, md or html.")
     ] = "table",
     plot: Annotated[
         Path | None,
@@ -321,13 +323,57 @@ def bench(
             metavar="FILE.png",
         ),
     ] = None,
+    header: HeaderOption = None,
+    metadata: Annotated[
+        str | None,
+        typer.Option(
+            "-m",
+            "--metadata",
+            help='Request metadata as a JSON object, e.g. \'{"authorization": "Bearer t"}\' '
+            "(with -H: both).",
+            metavar="JSON",
+            show_default=False,
+        ),
+    ] = None,
+    warmup: Annotated[
+        str | None,
+        typer.Option(
+            "--warmup",
+            help="Run but do not measure the first N calls (--warmup 100) or the first "
+            "DURATION (--warmup 5s); --total and --duration count after it.",
+            metavar="N|DURATION",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Also write the report to FILE, in the format its extension names: "
+            f"{', '.join(OUTPUT_FORMATS)} (HTML with the plots embedded).",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    tls: TlsOption = False,
+    cacert: CacertOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    insecure: InsecureOption = False,
+    server_name: ServerNameOption = None,
 ) -> None:
     """Load-test one method of TARGET and report throughput, latency percentiles and errors.
 
     Closed loop by default (each worker calls again when its call ended); --rate makes it
-    open loop. Exit codes: 0 done, 1 every call failed, 2 bad option, 3 unknown
-    service/method or proto problem, 4 request data does not fit, 5 target unreachable.
+    open loop. The schema comes from --proto, --module, or else the server's reflection.
+    Ctrl-C prints the report of what ran so far. Exit codes: 0 done, 1 every call failed,
+    2 bad option, 3 unknown service/method, proto or reflection problem, 4 request data does
+    not fit, 5 target unreachable, 130 interrupted.
     """
+    extras = BenchExtras(
+        header, metadata, warmup, output, TlsFlags(tls, cacert, cert, key, insecure, server_name)
+    )
     try:
         result, run = _bench(
             target,
@@ -346,17 +392,26 @@ def bench(
             stream_messages,
             fmt,
             plot,
+            extras,
         )
     except BenchFailure as exc:
         typer.echo(f"rpcfw bench: error: {exc.message}", err=True)
         raise typer.Exit(exc.code) from None
-    typer.echo(render(result, fmt), nl=False)
+    typer.echo(report_text(result, fmt), nl=False)
+    if output is not None:
+        try:
+            output.write_text(report_text(result, output_format(output) or "table"))
+        except OSError as exc:
+            typer.echo(f"rpcfw bench: error: cannot write {output}: {exc.strerror}", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
     if plot is not None:
         try:
             write_plot(plot, result, run)
         except Exception as exc:
             typer.echo(f"rpcfw bench: error: cannot write {plot}: {_one_line(str(exc))}", err=True)
             raise typer.Exit(EXIT_USAGE) from None
+    if run.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
     if result.ok == 0:
         raise typer.Exit(EXIT_ALL_FAILED)
 
@@ -378,11 +433,23 @@ def _bench(
     stream_messages: int,
     fmt: str,
     plot: Path | None,
+    extras: BenchExtras,
 ) -> tuple[BenchResult, BenchRun]:
-    if fmt not in FORMATS:
-        _fail(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}", EXIT_USAGE)
-    if (proto is None) == (module is None):
-        _fail("give either --proto FILE (with -I DIR) or --module PKG.MODULE", EXIT_USAGE)
+    if fmt not in STDOUT_FORMATS:
+        _fail(f"unknown --format {fmt!r}; choose one of {', '.join(STDOUT_FORMATS)}", EXIT_USAGE)
+    if proto is not None and module is not None:
+        _fail("give --proto FILE (with -I DIR) or --module PKG.MODULE, not both", EXIT_USAGE)
+    if extras.output is not None and output_format(extras.output) is None:
+        _fail(
+            f"-o {extras.output}: name the format with the extension: {', '.join(OUTPUT_FORMATS)}",
+            EXIT_USAGE,
+        )
+    warmup_calls, warmup_seconds = _warmup(extras.warmup)
+    try:
+        call_metadata = [*parse_metadata(extras.header), *_json_metadata(extras.metadata)]
+        channel_tls = extras.tls.channel_tls()
+    except CliError as exc:
+        _fail(exc.message, EXIT_USAGE)
     if duration is None:
         seconds = DEFAULT_DURATION if total is None else TOTAL_TIME_CAP
     else:
@@ -397,11 +464,14 @@ def _bench(
     if plot is not None:
         _check_plot_available()
     split_method(method)  # a malformed name fails before any code generation
-    modules = load_from_protos(proto, include or []) if proto else load_module(module or "")
-    methods = collect_methods(modules)
-    if not methods:
-        _fail("no rpcfw methods found (expected generated *_rpcfw modules)", EXIT_BAD_METHOD)
-    spec = find_method(methods, method)
+    if proto is None and module is None:
+        spec = _reflected(target, extras.tls, method, timeout)
+    else:
+        modules = load_from_protos(proto, include or []) if proto else load_module(module or "")
+        methods = collect_methods(modules)
+        if not methods:
+            _fail("no rpcfw methods found (expected generated *_rpcfw modules)", EXIT_BAD_METHOD)
+        spec = find_method(methods, method)
     request = parse_request(spec.request_type, data)
     config = BenchConfig(
         target=target,
@@ -416,6 +486,11 @@ def _bench(
         timeout=timeout,
         stream_messages=stream_messages,
         progress=sys.stderr.isatty(),
+        metadata=call_metadata,
+        tls=channel_tls,
+        warmup_calls=warmup_calls,
+        warmup_seconds=warmup_seconds,
+        stop_on_sigint=True,
     )
     try:
         result, run = asyncio.run(run_bench(config))
@@ -429,3 +504,48 @@ def _bench(
             EXIT_UNREACHABLE,
         )
     return result, run
+
+
+@dataclass(frozen=True, slots=True)
+class BenchExtras:
+    """Options beyond the load itself: metadata, warm-up, report file, TLS."""
+
+    header: list[str] | None
+    metadata: str | None
+    warmup: str | None
+    output: Path | None
+    tls: TlsFlags
+
+
+def _warmup(text: str | None) -> tuple[int, float]:
+    """``--warmup 100`` (calls) or ``--warmup 5s`` (a duration) -> (calls, seconds)."""
+    if text is None:
+        return 0, 0.0
+    if text.strip().isdigit():
+        return int(text), 0.0
+    try:
+        return 0, parse_duration(text)
+    except ValueError as exc:
+        _fail(f"--warmup: {exc} (or a number of calls)", EXIT_USAGE)
+
+
+def _json_metadata(text: str | None) -> list[tuple[str, str]]:
+    if text is None:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"--metadata is not valid JSON: {exc}", EXIT_USAGE)
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        _fail('--metadata must be a JSON object of strings, e.g. {"key": "value"}', EXIT_USAGE)
+    return [(str(k).lower(), v) for k, v in value.items()]
+
+
+def _reflected(target: str, tls: TlsFlags, method: str, timeout: float) -> MethodSpec[Any, Any]:
+    try:
+        return reflected_method(target, tls, method, timeout)
+    except CliError as exc:
+        code = EXIT_UNREACHABLE if exc.code == 14 else EXIT_BAD_METHOD
+        if exc.code == EXIT_INPUT and "target" in exc.message:
+            code = EXIT_USAGE
+        _fail(exc.message, code)

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rpcfw_codegen import Backend, GenError, generate_tree
 
+from .proto_schema import not_found_hint
+
 __all__ = ["gen"]
 
 
@@ -44,17 +46,35 @@ def gen(
         Backend,
         typer.Option("--messages", help="Message classes: betterproto2 or protobuf (upb, faster)."),
     ] = Backend.BETTERPROTO2,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Generate into a folder rpcfw gen did not make, replacing files it did not write.",
+        ),
+    ] = False,
 ) -> None:
     """Generate message classes and rpcfw stubs/server bases into the package OUT.
 
     Well-known types (google/protobuf/*.proto) are always importable.
-    Nothing is written to OUT unless the whole generation succeeds.
+    Nothing is written to OUT unless the whole generation succeeds. OUT is rpcfw gen's:
+    OUT/.rpcfw-gen.json lists what it wrote, and what it wrote before and no longer
+    generates is removed.
     """
     try:
-        result = generate_tree(protos, out, includes=include or (), backend=messages)
+        result = generate_tree(protos, out, includes=include or (), backend=messages, force=force)
     except GenError as exc:
         typer.echo(f"{exc}", err=True)
+        if not_found_hint(str(exc)):
+            typer.echo(
+                "hint: protoc looks files and imports up below each import root: pass the "
+                "folder imports are relative to with -I DIR (e.g. -I proto)",
+                err=True,
+            )
         raise typer.Exit(1) from None
     if result.warnings.strip():
         typer.echo(result.warnings.rstrip(), err=True)
-    typer.echo(f"rpcfw gen: {len(result.files)} files in {out} ({messages.value} messages)")
+    removed = f", {len(result.removed)} no longer generated removed" if result.removed else ""
+    typer.echo(
+        f"rpcfw gen: {len(result.files)} files in {out} ({messages.value} messages){removed}"
+    )

@@ -23,6 +23,7 @@ from ..registry.instance import (
     config_key,
     parse_instance,
 )
+from .cli_errors import extra_hint, one_line
 
 __all__ = ["registry_app"]
 
@@ -77,9 +78,16 @@ def _endpoint_row(service: str, endpoint: Endpoint) -> tuple[str, ...]:
     )
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = 3) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(3)
+    return typer.Exit(code)
+
+
+def _bad_setup(url: str, exc: ValueError | ModuleNotFoundError) -> typer.Exit:
+    """A --etcd value that is no endpoint list, or the etcd extra missing: exit 2."""
+    if isinstance(exc, ModuleNotFoundError):
+        return _fail(extra_hint(exc), 2)
+    return _fail(f"--etcd {url!r}: {one_line(exc)} (expected host:port[,host:port...])", 2)
 
 
 async def _ls(url: str, service: str | None, prefix: str) -> list[Instance]:
@@ -109,6 +117,8 @@ def ls(
         instances = asyncio.run(_ls(etcd, service, prefix))
     except EtcdError as exc:
         raise _fail(f"etcd at {etcd}: {exc}") from None
+    except (ValueError, ModuleNotFoundError) as exc:
+        raise _bad_setup(etcd, exc) from None
     if not instances:
         typer.echo(f"no instances registered{' for ' + service if service else ''}")
         return
@@ -165,6 +175,8 @@ def watch(
             asyncio.run(_watch(etcd, service, prefix, duration))
     except EtcdError as exc:
         raise _fail(f"etcd at {etcd}: {exc}") from None
+    except (ValueError, ModuleNotFoundError) as exc:
+        raise _bad_setup(etcd, exc) from None
 
 
 # -- rpcfw registry config get|set|delete -----------------------------------------------------
@@ -204,6 +216,8 @@ def _run_config_op(url: str, op: str, key: str, value: bytes = b"") -> bytes | N
         return asyncio.run(_config_op(url, op, key, value))
     except EtcdError as exc:
         raise _fail(f"etcd at {url}: {exc}") from None
+    except (ValueError, ModuleNotFoundError) as exc:
+        raise _bad_setup(url, exc) from None
 
 
 @config_app.command("get")

@@ -214,10 +214,18 @@ def test_bad_options(server_address: str, args: list[str], expected: str) -> Non
     assert expected in result.stderr
 
 
-def test_needs_exactly_one_of_proto_or_module(server_address: str) -> None:
-    result = bench(server_address, "echo.v1.Echo/Unary", "-n", "1")
+def test_takes_proto_or_module_not_both(server_address: str) -> None:
+    result = bench(server_address, "echo.v1.Echo/Unary", *PROTO, *MODULE, "-n", "1")
     assert result.exit_code == EXIT_USAGE
-    assert "--proto" in result.stderr
+    assert "not both" in result.stderr
+
+
+def test_without_proto_or_module_a_server_without_reflection_says_to_give_one(
+    server_address: str,
+) -> None:
+    result = bench(server_address, "echo.v1.Echo/Unary", "-n", "1")
+    assert result.exit_code == EXIT_BAD_METHOD
+    assert "does not serve server reflection" in result.stderr and "--proto" in result.stderr
 
 
 def test_plot_without_matplotlib_says_so(server_address: str, tmp_path: Path) -> None:

@@ -1,0 +1,136 @@
+"""``rpcfw list TARGET [SERVICE]`` and ``rpcfw describe TARGET SYMBOL``: what a server offers,
+from its reflection service or from ``--proto`` files (exit 64 for an unknown name; the
+status code when reflection fails, e.g. 12 UNIMPLEMENTED without reflection)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from ..client import Channel
+from .channel_options import (
+    CacertOption,
+    CertOption,
+    InsecureOption,
+    KeyOption,
+    ServerNameOption,
+    TlsFlags,
+    TlsOption,
+    open_channel,
+)
+from .cli_errors import CliError, report
+from .describe_text import describe as describe_symbol
+from .reflection_schema import reflected_schema, reflected_services
+from .schema_options import IncludeOption, ProtoOption, proto_schema
+
+__all__ = ["describe", "list_services"]
+
+T = TypeVar("T")
+
+TargetArgument = Annotated[
+    str,
+    typer.Argument(
+        help="host:port, dns:///host:port, unix:/path, etcd://... (any target a Channel "
+        "takes; not dialed with --proto).",
+        metavar="TARGET",
+        show_default=False,
+    ),
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "-t",
+        "--timeout",
+        help="Deadline of each reflection call in seconds.",
+        metavar="SECONDS",
+        show_default=False,
+    ),
+]
+
+
+def _run(command: str, target: str, flags: TlsFlags, work: Callable[[Channel], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with open_channel(target, flags) as channel:
+            return await work(channel)
+
+    try:
+        return asyncio.run(main())
+    except CliError as exc:
+        report(command, exc)
+    except KeyboardInterrupt:
+        typer.echo(f"rpcfw {command}: interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def list_services(
+    target: TargetArgument,
+    service: Annotated[
+        str | None,
+        typer.Argument(help="List this service's methods instead.", metavar="SERVICE"),
+    ] = None,
+    proto: ProtoOption = None,
+    include: IncludeOption = None,
+    timeout: TimeoutOption = None,
+    tls: TlsOption = False,
+    cacert: CacertOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    insecure: InsecureOption = False,
+    server_name: ServerNameOption = None,
+) -> None:
+    """List the services of TARGET, one per line, or the methods of SERVICE as
+    SERVICE/METHOD (the form rpcfw call takes)."""
+    flags = TlsFlags(tls, cacert, cert, key, insecure, server_name)
+
+    async def work(channel: Channel) -> list[str]:
+        if proto:
+            schema = proto_schema(proto, include)
+        elif service is None:
+            return await reflected_services(channel, timeout)
+        else:
+            schema = await reflected_schema(channel, [service], timeout)
+        if service is None:
+            return schema.services
+        found = schema.service(service)
+        return [f"{found.full_name}/{method.name}" for method in found.methods]
+
+    for line in _run("list", target, flags, work):
+        typer.echo(line)
+
+
+def describe(
+    target: TargetArgument,
+    symbol: Annotated[
+        str,
+        typer.Argument(
+            help="A service, method (SERVICE/METHOD or SERVICE.METHOD), message, enum or "
+            "field, by its full name.",
+            metavar="SYMBOL",
+            show_default=False,
+        ),
+    ],
+    proto: ProtoOption = None,
+    include: IncludeOption = None,
+    timeout: TimeoutOption = None,
+    tls: TlsOption = False,
+    cacert: CacertOption = None,
+    cert: CertOption = None,
+    key: KeyOption = None,
+    insecure: InsecureOption = False,
+    server_name: ServerNameOption = None,
+) -> None:
+    """Print the definition of SYMBOL as .proto-like text."""
+    flags = TlsFlags(tls, cacert, cert, key, insecure, server_name)
+    name = symbol.strip().lstrip(".").replace("/", ".")
+
+    async def work(channel: Channel) -> str:
+        if proto:
+            schema = proto_schema(proto, include)
+        else:
+            schema = await reflected_schema(channel, [name], timeout)
+        return describe_symbol(schema.symbol(name))
+
+    typer.echo(_run("describe", target, flags, work))
