@@ -72,6 +72,7 @@ _register()
 
 
 def main() -> None:
+    """The ``rpcfw`` console script: run the app, bad input as one line and an exit code."""
     from .entry import run
 
     run(app)

@@ -44,6 +44,7 @@ __all__ = ["call", "print_metadata"]
 
 
 def print_metadata(label: str, metadata: Metadata | None) -> None:
+    """Each metadata entry to stderr as ``label key: value`` (binary values base64)."""
     for key, value in metadata or ():
         shown = base64.b64encode(value).decode() if isinstance(value, bytes) else value
         typer.echo(f"{label} {key}: {shown}", err=True)

@@ -24,6 +24,8 @@ __all__ = ["CallOutcome", "run_call"]
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
+    """How a call ended: its status, message, metadata and rich-status details."""
+
     status: Status
     message: str | None
     initial_metadata: Metadata | None

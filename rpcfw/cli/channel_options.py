@@ -82,6 +82,9 @@ ServerNameOption = Annotated[
 
 @dataclass(frozen=True, slots=True)
 class TlsFlags:
+    """The TLS options of a command (``--tls``, ``--cacert``, ``--cert``/``--key``,
+    ``--insecure``, ``--server-name``), turned into the channel's ``ChannelTLS``."""
+
     tls: bool = False
     cacert: Path | None = None
     cert: Path | None = None

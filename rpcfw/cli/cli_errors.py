@@ -24,10 +24,12 @@ class CliError(Exception):
 
 
 def fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+    """End the command with ``message`` and exit ``code`` (bad input by default)."""
     raise CliError(message, code)
 
 
 def one_line(text: object) -> str:
+    """``text`` with every run of whitespace, newlines included, as one space."""
     return " ".join(str(text).split())
 
 
@@ -42,5 +44,6 @@ def extra_hint(exc: ModuleNotFoundError) -> str:
 
 
 def report(command: str, exc: CliError) -> NoReturn:
+    """Print ``rpcfw COMMAND: error: ...`` to stderr and exit with the error's code."""
     typer.echo(f"rpcfw {command}: error: {exc.message}", err=True)
     raise typer.Exit(exc.code)

@@ -15,6 +15,8 @@ __all__ = ["run"]
 
 
 def run(app: typer.Typer) -> None:
+    """Run the typer ``app`` as ``rpcfw``: Ctrl-C exits 130, and errors a user can fix
+    print one line instead of a traceback (``RPCFW_TRACEBACK=1`` shows it)."""
     command = tidy(typer.main.get_command(app))
     try:
         command(prog_name="rpcfw")

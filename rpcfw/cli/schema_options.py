@@ -37,6 +37,7 @@ IncludeOption = Annotated[
 
 
 def proto_schema(protos: list[Path], includes: list[Path] | None) -> Schema:
+    """The schema of ``--proto`` files compiled with the bundled protoc (``-I`` dirs)."""
     return Schema.of_files(compile_protos(protos, includes or []).file)
 
 
