@@ -4,7 +4,8 @@
 <text>`` too, with a rich status: a Duration of 7 s and a StringValue ``<text>``), ``raise`` raises
 ValueError, ``deadline`` answers with the remaining time; ``delay_ms`` sleeps before each reply;
 ``count`` sets the number of server-stream replies. Invocation metadata whose key starts with
-``x-`` is echoed back as initial and trailing metadata.
+``x-`` is echoed back as initial and trailing metadata. ``delaying`` counts the handlers in their
+``delay_ms`` sleep right now (tests wait for it instead of sleeping).
 """
 
 from __future__ import annotations
@@ -19,17 +20,22 @@ from google.protobuf import duration_pb2, wrappers_pb2
 
 import rpcfw
 
-__all__ = ["echo_metadata_and_abort", "make_echo_service", "wait_until"]
+__all__ = ["LIVENESS", "echo_metadata_and_abort", "make_echo_service", "wait_until"]
+
+#: seconds: a liveness bound only (a condition that never comes fails the test instead of hanging
+#: it); no test asserts on how long anything took
+LIVENESS = 10.0
 
 
-async def wait_until(predicate: Callable[[], object], within: float = 2.0) -> None:
-    """Poll ``predicate`` until it is truthy; fail the test after ``within`` seconds (on any
-    anyio backend)."""
+async def wait_until(predicate: Callable[[], object], within: float = LIVENESS) -> None:
+    """Poll ``predicate`` until it is truthy, yielding to the event loop between checks (on any
+    anyio backend). ``within`` is a liveness bound, not a timing assertion: the test fails
+    if the condition has not come after that long."""
     end = anyio.current_time() + within
     while not predicate():
         if anyio.current_time() > end:
-            raise AssertionError(f"condition not met within {within}s")
-        await anyio.sleep(0.01)
+            raise AssertionError(f"condition not met within {within}s (liveness bound)")
+        await anyio.sleep(0.01)  # the poll's tick: lets the awaited events happen
 
 
 def echo_metadata_and_abort(request: Any, context: rpcfw.CallContext) -> None:
@@ -55,17 +61,21 @@ def make_echo_service(mod: ModuleType, server_id: str) -> Any:
             self.server_id = server_id
             self.cancelled: list[str] = []
             self.calls = 0
+            self.delaying = 0  # handlers in their delay_ms sleep right now
 
         async def _prepare(self, request: Any, context: rpcfw.CallContext) -> None:
             echo_metadata_and_abort(request, context)
             if request.message == "raise":
                 raise ValueError("boom")
             if request.delay_ms:
+                self.delaying += 1
                 try:
-                    await asyncio.sleep(request.delay_ms / 1000)
+                    await asyncio.sleep(request.delay_ms / 1000)  # the slow handler under test
                 except asyncio.CancelledError:
                     self.cancelled.append(context.method)
                     raise
+                finally:
+                    self.delaying -= 1
 
         def _reply(self, request: Any, context: rpcfw.CallContext, index: int = 0) -> Any:
             message = request.message

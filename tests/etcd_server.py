@@ -130,6 +130,8 @@ class EtcdProcess:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"etcd {self.name} not healthy in {timeout}s: {self.log_tail()}")
+            # another process: nothing to wait on but its /health answer, polled (``timeout``
+            # is a liveness bound, not a speed measure)
             time.sleep(0.02)
 
     def healthy(self) -> bool:

@@ -68,11 +68,9 @@ async def drain(server: Server, grace: float | None, budget: GraceBudget) -> Non
             await server.registry.deregister()
         except Exception:
             log.exception("deregistration failed")
-    server._server.close()
+    await _stop_accepting([server._server, *server._listeners])
     for bound in server._unix_sockets:  # new connections find no socket file
         remove_socket_file(bound)
-    for listener in server._listeners:
-        listener.close()
     server._tls_handshakes.cancel()
     log.info(
         "draining %s: new connections refused, %d calls in flight",
@@ -109,6 +107,27 @@ async def drain(server: Server, grace: float | None, budget: GraceBudget) -> Non
     await _close_connections(server)
     server._stopped.set()
     log.info("stopped %s", server.address)
+
+
+async def _stop_accepting(listeners: list[asyncio.Server]) -> None:
+    """Close the listeners without losing a connection accepted just before.
+
+    asyncio (3.11) makes a connection's transport in a task that runs a loop step after the
+    accept; if ``Server.close()`` came in between, that transport fails (``Server._attach``
+    asserts the server is open), silently, after our protocol was made, and the accepted socket
+    stays open, unread and unwritten: the client waits for the server's SETTINGS until its
+    connect timeout, its calls waiting in pick() meanwhile. So: stop reading the listening
+    sockets first (no more accepts), let the tasks of connections already accepted make their
+    transports (their steps are queued before ours), then close. Those connections are then
+    told GOAWAY and closed (``ServerConnection.on_connection_made``)."""
+    loop = asyncio.get_running_loop()
+    for listener in listeners:
+        for sock in listener.sockets:
+            with contextlib.suppress(NotImplementedError, ValueError, RuntimeError):  # no readers
+                loop.remove_reader(sock.fileno())
+    await asyncio.sleep(0)
+    for listener in listeners:
+        listener.close()
 
 
 async def _close_connections(server: Server) -> None:

@@ -156,6 +156,9 @@ class AioConnection(EventDispatch, asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is duck-typed
         self.peer = self._peer_name()
+        if self.closed:  # closed before its transport came (a server stopping right after the
+            transport.close()  # accept): close the socket, or the peer waits for SETTINGS
+            return
         _set_nodelay(transport)
         self.core.initiate()
         self._flush()

@@ -1,4 +1,9 @@
-"""Etcd3PyClient against a real etcd 3.4 (never mocked); every test is bounded (asyncio.timeout)."""
+"""Etcd3PyClient against a real etcd 3.4 (never mocked); every test is bounded (asyncio.timeout).
+
+A watch starts at a revision, so etcd replays every event from there: a test may write before
+the watch's stream is up, and waits for nothing. Where a test needs the stream up (etcd dies
+"mid-watch"), a first batch received on it proves it is.
+"""
 
 from __future__ import annotations
 
@@ -100,8 +105,13 @@ async def test_keep_alive_stream_keeps_lease_past_its_ttl(client: Etcd3PyClient)
 async def test_lease_expires_without_keep_alive(client: Etcd3PyClient) -> None:
     async with asyncio.timeout(10):
         lease = await client.grant_lease(2)
-        await client.put("/exp/k", b"v", lease=lease)
-        await asyncio.sleep(3.2)
+        put = await client.put("/exp/k", b"v", lease=lease)
+        watch = client.watch_prefix("/exp/", put + 1)
+        try:  # the lease's TTL (2 s) is the behaviour under test: etcd deletes the key then
+            expired = await anext(watch)  # (the test's timeout is the liveness bound)
+        finally:
+            await watch.aclose()
+        assert [(e.type, e.key) for e in expired] == [(DELETE, "/exp/k")]
         assert (await client.get_prefix("/exp/")).items == []
         with pytest.raises(LeaseLost):
             await anext(client.keep_alive(lease, 2))
@@ -133,8 +143,7 @@ async def test_watch_from_revision_plus_one_sees_put_and_delete_in_order(
         snap = await client.get_prefix("/w/")
         watch = client.watch_prefix("/w/", snap.revision + 1)
         try:
-            first = asyncio.ensure_future(collect(watch, 4))
-            await asyncio.sleep(0.1)
+            first = asyncio.ensure_future(collect(watch, 4))  # from a revision: nothing missed
             r1 = await client.put("/w/a", b"1")
             r2 = await client.put("/w/a", b"2")
             await client.put("/other/x", b"ignored")
@@ -196,7 +205,6 @@ async def test_watch_from_compacted_revision_raises_watch_compacted(
         watch = client.watch_prefix("/c/", last + 1)
         try:
             pending = asyncio.ensure_future(next_batch(watch))
-            await asyncio.sleep(0.05)
             rev = await client.put("/c/k", b"new")
             assert [e.mod_revision for e in await pending] == [rev]
         finally:
@@ -277,11 +285,9 @@ async def test_etcd_killed_mid_watch_raises_etcd_unavailable(
         watch = client.watch_prefix("/mw/", start)
         try:
             pending = asyncio.ensure_future(next_batch(watch))
-            await asyncio.sleep(0.05)
             await client.put("/mw/a", b"1")
-            assert len(await pending) == 1
+            assert len(await pending) == 1  # the watch's stream is up
             pending = asyncio.ensure_future(next_batch(watch))
-            await asyncio.sleep(0.05)
             started = time.monotonic()
             etcd.kill()
             with pytest.raises(EtcdUnavailable):
@@ -316,13 +322,11 @@ async def test_etcd_restarted_with_data_watch_resumes_from_last_revision_plus_on
         seen: list[tuple[str, bytes]] = []
         watch = client.watch_prefix("/rs/", last_seen + 1)
         pending = asyncio.ensure_future(next_batch(watch))
-        await asyncio.sleep(0.05)
         await client.put("/rs/a", b"1")
-        for ev in await pending:
+        for ev in await pending:  # the watch's stream is up
             seen.append((ev.key, ev.value))
             last_seen = ev.mod_revision
         pending = asyncio.ensure_future(next_batch(watch))
-        await asyncio.sleep(0.05)
         etcd.kill()
         with pytest.raises(EtcdUnavailable):
             await pending
@@ -373,11 +377,11 @@ async def test_cluster_member_killed_get_put_watch_still_work(
     etcd_cluster: list[EtcdProcess], cluster_client: Etcd3PyClient
 ) -> None:
     async with asyncio.timeout(20):
-        await cluster_client.put("/cl/a", b"1")
-        start = (await cluster_client.get_prefix("/cl/")).revision + 1
-        watch = cluster_client.watch_prefix("/cl/", start)
+        first = await cluster_client.put("/cl/a", b"1")
+        start = first + 1
+        watch = cluster_client.watch_prefix("/cl/", first)
+        assert [e.key for e in await next_batch(watch)] == ["/cl/a"]  # the stream is up
         pending = asyncio.ensure_future(next_batch(watch))
-        await asyncio.sleep(0.05)
         # the client sticks to the first endpoint while it works: kill that one
         etcd_cluster[0].kill()
         with pytest.raises(EtcdUnavailable):
@@ -392,7 +396,6 @@ async def test_cluster_member_killed_get_put_watch_still_work(
             events = await next_batch(watch)
             assert [(e.key, e.mod_revision) for e in events] == [("/cl/b", rev)]
             pending = asyncio.ensure_future(next_batch(watch))
-            await asyncio.sleep(0.05)
             await cluster_client.delete("/cl/a")
             assert [(e.type, e.key) for e in await pending] == [(DELETE, "/cl/a")]
         finally:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,7 +15,7 @@ from typer.testing import CliRunner
 import rpcfw
 from rpcfw.cli import app
 from rpcfw.registry import etcd_registrar
-from tests.echo_service import make_echo_service
+from tests.echo_service import LIVENESS, make_echo_service
 from tests.etcd_server import EtcdProcess, free_port
 from tests.integration.test_retries import retry_config
 
@@ -32,22 +34,41 @@ async def test_registry_ls_lists_instances_and_watch_shows_a_join(
         assert "echo.v1.Echo" in result.output and f"127.0.0.1:{a.port}" in result.output
         assert "SERVICE" in result.output.splitlines()[0]
 
-        watching = asyncio.ensure_future(
-            asyncio.to_thread(
-                runner.invoke,
-                app,
-                ["registry", "watch", "echo.v1.Echo", "--etcd", etcd.endpoint, "--duration", "2"],
-            )
-        )
-        await asyncio.sleep(0.8)
-        b = rpcfw.Server([make_echo_service(echo_pb, "b")], registry=etcd_registrar(etcd.endpoint))
-        await b.start()
-        result = await asyncio.wait_for(watching, 10)
-        await b.stop(grace=1)
-        assert result.exit_code == 0, result.output
-        assert "-- 1 instance(s) of echo.v1.Echo" in result.output
-        assert "-- 2 instance(s) of echo.v1.Echo" in result.output
-        assert f"127.0.0.1:{b.port}" in result.output
+        # the watch runs as a process whose output is read as it comes: b starts once the
+        # watch printed the first state (one instance), and the test ends once it printed two
+        watch = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "rpcfw", "registry", "watch", "echo.v1.Echo",
+            "--etcd", etcd.endpoint, "--duration", str(6 * LIVENESS),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        assert watch.stdout is not None
+        output: list[str] = []
+
+        async def read_until(text: str) -> None:
+            assert watch.stdout is not None
+            while not any(text in line for line in output):
+                line = (await watch.stdout.readline()).decode()
+                assert line, f"the watch ended before printing {text!r}: {output}"
+                output.append(line)
+
+        b = None
+        try:
+            async with asyncio.timeout(3 * LIVENESS):  # liveness bound only
+                await read_until("-- 1 instance(s) of echo.v1.Echo")
+                b = rpcfw.Server(
+                    [make_echo_service(echo_pb, "b")], registry=etcd_registrar(etcd.endpoint)
+                )
+                await b.start()
+                await read_until("-- 2 instance(s) of echo.v1.Echo")
+                await read_until(f"127.0.0.1:{b.port}")  # in the table under it
+        finally:
+            if watch.returncode is None:
+                watch.kill()
+            await watch.wait()
+            if b is not None:
+                await b.stop(grace=1)
+        assert output[0].startswith("-- 1 instance(s)"), output
     finally:
         await a.stop(grace=1)
 

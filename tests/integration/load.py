@@ -32,11 +32,12 @@ async def run_load(
     seconds: float = 10.0,
     delay_ms: int = 0,
     stop: asyncio.Event | None = None,
+    result: LoadResult | None = None,
     **options: Any,
 ) -> LoadResult:
     """Up to ``calls`` unary calls from ``workers`` tasks, for at most ``seconds`` (or until
-    ``stop`` is set)."""
-    result = LoadResult()
+    ``stop`` is set). Counts go to ``result`` if given, as they happen (a test waits on them)."""
+    result = LoadResult() if result is None else result
     remaining = calls
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds

@@ -54,14 +54,16 @@ async def test_bidi_stream_object_sends_and_receives_interleaved(
     echo: ModuleType, echo_channel: rpcfw.Channel
 ) -> None:
     stub = echo.EchoStub(echo_channel)
-    async with stub.bidi() as stream:
+    async with stub.bidi(metadata={"x-call": "bidi"}) as stream:
         for index, word in enumerate(["a", "b", "c"]):
             await stream.send(echo.EchoRequest(message=word))
             reply = await stream.recv()
             assert reply is not None and (reply.message, reply.index) == (word, index)
         await stream.done_writing()
         assert await stream.recv() is None
-        assert stream.status is rpcfw.Status.OK
+        # ended by the server's trailers: the metadata it echoes there came with them
+        assert stream.trailing_metadata is not None
+        assert stream.trailing_metadata.get_text("x-call") == "bidi"
 
 
 async def test_bidi_convenience_form_consumes_an_iterable(

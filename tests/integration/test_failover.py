@@ -9,15 +9,15 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 
 import rpcfw
+from rpcfw.balancer.base import ConnectivityState
 from rpcfw.policy.backoff import BackoffConfig
-from tests.echo_service import make_echo_service
+from tests.echo_service import LIVENESS, make_echo_service, wait_until
 
-from .load import run_load
+from .load import LoadResult, run_load
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_BACKOFF = BackoffConfig(initial=0.05, multiplier=1.6, jitter=0.2, max_delay=0.3)
@@ -30,12 +30,18 @@ class ServerProcess:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.integration.echo_server_main",
-            str(self.generated_root), "protobuf", self.server_id, str(self.port),
-            stdout=asyncio.subprocess.PIPE, cwd=ROOT,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "tests.integration.echo_server_main",
+            str(self.generated_root),
+            "protobuf",
+            self.server_id,
+            str(self.port),
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
         assert self.proc.stdout is not None
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)  # liveness bound only
         self.port = int(line.split()[1])
 
     def kill(self) -> None:
@@ -58,41 +64,81 @@ async def processes(generated_root: Path) -> AsyncIterator[list[ServerProcess]]:
         await p.close()
 
 
+def ready_ports(channel: rpcfw.Channel) -> set[int]:
+    """The ports of the channel's READY subchannels."""
+    return {
+        sc.endpoint.port for sc in channel._core.subchannels if sc.state is ConnectivityState.READY
+    }
+
+
+def progressed(result: LoadResult, since: LoadResult, servers: list[str], calls: int) -> bool:
+    """Each of ``servers`` answered at least ``calls`` more calls than in ``since``."""
+    return all(result.per_server[s] - since.per_server[s] >= calls for s in servers)
+
+
+def snapshot(result: LoadResult) -> LoadResult:
+    return LoadResult(result.per_server.copy(), result.failures.copy())
+
+
 async def test_killed_server_fails_only_its_in_flight_calls_and_rejoins_after_restart(
     echo_pb: ModuleType, processes: list[ServerProcess]
 ) -> None:
+    """Progress is counted, not timed: the load runs until every server answered, then p1 is
+    killed; the load goes on until the channel dropped p1 and p0 and p2 answered 20 more each."""
     target = "static:///" + ",".join(f"127.0.0.1:{p.port}" for p in processes)
     async with rpcfw.Channel(
         target, balancer="round_robin", connect_backoff=FAST_BACKOFF
     ) as channel:
         stub = echo_pb.EchoStub(channel)
-        await stub.unary(echo_pb.EchoRequest(), wait_for_ready=True, timeout=10)
-        await asyncio.sleep(0.3)
-        stop = asyncio.Event()
-        workers = 6
+        await stub.unary(echo_pb.EchoRequest(), wait_for_ready=True, timeout=LIVENESS)
+        await wait_until(lambda: ready_ports(channel) == {p.port for p in processes})
+        stop, during, workers = asyncio.Event(), LoadResult(), 6
         load = asyncio.ensure_future(
             run_load(
-                echo_pb, stub, workers=workers, calls=100_000, seconds=20, delay_ms=50, stop=stop
+                echo_pb,
+                stub,
+                workers=workers,
+                calls=1_000_000,
+                seconds=6 * LIVENESS,
+                delay_ms=50,
+                stop=stop,
+                result=during,
             )
         )
-        await asyncio.sleep(1.0)
+        await wait_until(lambda: progressed(during, LoadResult(), ["p0", "p1", "p2"], 5))
         processes[1].kill()
-        await asyncio.sleep(1.5)
+        await wait_until(lambda: processes[1].port not in ready_ports(channel))
+        after_kill = snapshot(during)
+        await wait_until(lambda: progressed(during, after_kill, ["p0", "p2"], 20))
         stop.set()
-        during = await load
+        await load
         # only calls in flight on the killed server fail (at most one per worker), as UNAVAILABLE
         assert set(during.failures) <= {"UNAVAILABLE"}
         assert during.failures["UNAVAILABLE"] <= workers
-        assert during.per_server["p0"] > 20 and during.per_server["p2"] > 20
 
         await processes[1].start()  # same port: it rejoins without a client restart
-        await asyncio.sleep(1.0)
-        after = await run_load(echo_pb, stub, workers=1, calls=90, seconds=20)
+        stop, after = asyncio.Event(), LoadResult()
+        load = asyncio.ensure_future(
+            run_load(
+                echo_pb,
+                stub,
+                workers=1,
+                calls=1_000_000,
+                seconds=6 * LIVENESS,
+                stop=stop,
+                result=after,
+            )
+        )
+        await wait_until(lambda: after.per_server["p1"] > 0)  # the next calls reconnect it
+        stop.set()
+        await load
         assert not after.failures
-        assert after.per_server["p1"] > 0
 
 
 async def test_graceful_stop_of_one_of_three_under_load_fails_no_call(echo_pb: ModuleType) -> None:
+    """The load runs until every server answered; s1 then stops gracefully (a grace far longer
+    than its calls: they all finish); the load goes on until s0 and s2 answered 20 more each
+    after the stop. No call fails."""
     servers = [rpcfw.Server([make_echo_service(echo_pb, f"s{i}")]) for i in range(3)]
     for server in servers:
         await server.start()
@@ -102,25 +148,28 @@ async def test_graceful_stop_of_one_of_three_under_load_fails_no_call(echo_pb: M
             target, balancer="round_robin", connect_backoff=FAST_BACKOFF
         ) as channel:
             stub = echo_pb.EchoStub(channel)
-            await stub.unary(echo_pb.EchoRequest(), wait_for_ready=True, timeout=5)
-            await asyncio.sleep(0.2)
-            stop = asyncio.Event()
+            await stub.unary(echo_pb.EchoRequest(), wait_for_ready=True, timeout=LIVENESS)
+            await wait_until(lambda: ready_ports(channel) == {s.port for s in servers})
+            stop, result = asyncio.Event(), LoadResult()
             load = asyncio.ensure_future(
                 run_load(
-                    echo_pb, stub, workers=8, calls=100_000, seconds=20, delay_ms=20, stop=stop
+                    echo_pb,
+                    stub,
+                    workers=8,
+                    calls=1_000_000,
+                    seconds=6 * LIVENESS,
+                    delay_ms=20,
+                    stop=stop,
+                    result=result,
                 )
             )
-            await asyncio.sleep(0.5)
-            await servers[1].stop(grace=5)
-            await asyncio.sleep(0.8)
+            await wait_until(lambda: progressed(result, LoadResult(), ["s0", "s1", "s2"], 5))
+            await servers[1].stop(grace=LIVENESS)
+            after_stop = snapshot(result)
+            await wait_until(lambda: progressed(result, after_stop, ["s0", "s2"], 20))
             stop.set()
-            result: Any = await load
+            await load
         assert not result.failures, result.failures
-        assert (
-            result.per_server["s1"] > 0
-            and result.per_server["s0"] > 0
-            and result.per_server["s2"] > 0
-        )
     finally:
         for server in servers:
             await server.stop(grace=1)

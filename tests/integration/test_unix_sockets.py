@@ -34,6 +34,7 @@ import rpcfw
 from tests.echo_service import make_echo_service
 from tests.integration.test_anyio_server import anyio_echo
 from tests.interop.grpc_peer import GrpcEcho, GrpcEchoClient
+from tests.needs import need
 
 LIVENESS = 10.0  # generous bound: only a hang trips it
 
@@ -312,7 +313,7 @@ def test_four_call_kinds_over_unix_on_uvloop(
 ) -> None:
     """uvloop's create_unix_connection(path=) cannot dial an abstract name (libuv takes a C
     string): the channel connects its own socket and hands it over."""
-    uvloop = pytest.importorskip("uvloop")
+    uvloop = need("uvloop", "pip install '.[dev]'")
     address = f"unix:{sock_path}" if kind == "path" else f"unix-abstract:rpcfw-{uuid.uuid4().hex}"
 
     async def main() -> list[Any]:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 from types import ModuleType
 
-import pytest
-
 import rpcfw
 from tests.echo_service import make_echo_service
+from tests.needs import need
 
-uvloop = pytest.importorskip("uvloop")
+uvloop = need("uvloop", "pip install '.[dev]'")
 
 
 async def _all_kinds(mod: ModuleType) -> list[str]:

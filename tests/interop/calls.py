@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
+from ..echo_service import LIVENESS, wait_until
 from .grpc_peer import BIDI, CLIENT_STREAM, SERVER_STREAM, UNARY, GrpcEchoClient
 
 __all__ = ["KINDS", "PATHS", "eventually", "grpc_call", "grpc_start", "rpcfw_call"]
@@ -45,11 +44,7 @@ async def grpc_call(client: GrpcEchoClient, kind: str, request: Any, **kwargs: A
     return [r async for r in call]
 
 
-async def eventually(predicate: Callable[[], bool], within: float = 1.0) -> float:
-    """Wait until ``predicate()`` holds; fail after ``within`` seconds. Returns the wait."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > within:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(0.005)
-    return time.monotonic() - start
+async def eventually(predicate: Callable[[], bool], within: float = LIVENESS) -> None:
+    """Wait until ``predicate()`` holds, yielding to the event loop between checks. ``within``
+    is a liveness bound (a condition that never comes fails the test), not a timing assertion."""
+    await wait_until(predicate, within)

@@ -3,7 +3,8 @@
 ``GrpcEcho`` is a grpc.aio servicer with the fault hooks of tests/echo_service.py (``abort:<code>:
 <text>``, ``details:<code>:<text>`` with grpc-status-details-bin set as trailing metadata,
 ``raise``, ``deadline``, ``delay_ms``, ``count``, ``x-*`` metadata echoed as initial and
-trailing metadata, cancelled calls recorded in ``.cancelled``), so one test body can run against
+trailing metadata, cancelled calls recorded in ``.cancelled``, handlers in their delay counted
+in ``.delaying``), so one test body can run against
 an rpcfw server and a grpcio server. ``GrpcEchoClient`` holds grpc.aio multi-callables for the
 four Echo methods. Messages are the protobuf-backend classes of the generated echo module.
 """
@@ -48,6 +49,7 @@ class GrpcEcho:
         self.server_id = server_id
         self.cancelled: list[str] = []
         self.calls = 0
+        self.delaying = 0  # handlers in their delay_ms sleep right now
 
     def handler(self) -> grpc.GenericRpcHandler:
         deserialize, serialize = (
@@ -87,11 +89,14 @@ class GrpcEcho:
         if request.message == "raise":
             raise ValueError("boom")
         if request.delay_ms:
+            self.delaying += 1
             try:
-                await asyncio.sleep(request.delay_ms / 1000)
+                await asyncio.sleep(request.delay_ms / 1000)  # the slow handler under test
             except asyncio.CancelledError:
                 self.cancelled.append(method)
                 raise
+            finally:
+                self.delaying -= 1
 
     def _reply(self, request: Any, context: Any, index: int = 0) -> Any:
         message = request.message

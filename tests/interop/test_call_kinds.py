@@ -53,14 +53,16 @@ async def test_rpcfw_client_bidi_interleaves_with_grpcio_server(
 ) -> None:
     async with asyncio.timeout(5), rpcfw.Channel(grpcio_server.address) as channel:
         stub = echo.EchoStub(channel)
-        async with stub.bidi() as stream:
+        async with stub.bidi(metadata={"x-call": "bidi"}) as stream:
             for index, word in enumerate("abc"):
                 await stream.send(echo.EchoRequest(message=word))
                 reply = await stream.recv()
                 assert reply is not None and (reply.message, reply.index) == (word, index)
             await stream.done_writing()
             assert await stream.recv() is None
-            assert stream.status is rpcfw.Status.OK
+            # ended by the server's trailers: the metadata it echoes there came with them
+            assert stream.trailing_metadata is not None
+            assert stream.trailing_metadata.get_text("x-call") == "bidi"
         replies = [r.message async for r in stub.bidi([echo.EchoRequest(message=w) for w in "pq"])]
     assert replies == ["p", "q"]
 

@@ -3,6 +3,9 @@
 The server then sends its trailers followed by RST_STREAM (NO_ERROR), and the client usually reads
 all of it at once: what came before the reset (replies, initial metadata, the status) must still
 reach the caller. rpcfw's client used to drop the replies, and report an OK ending as INTERNAL.
+
+Tests that read "after everything arrived" wait for that state (the transport stream has the
+trailers and the reset; for grpcio's client, the wire tap forwarded the reset), not for time.
 """
 
 from __future__ import annotations
@@ -17,23 +20,38 @@ import pytest
 
 import rpcfw
 
-from ..echo_service import wait_until
+from ..echo_service import LIVENESS, wait_until
 from .conftest import ConnectGrpc, Peer
 from .grpc_peer import SERVICE
 from .wiretap import RST_STREAM, WireTap
+
+
+def everything_arrived(stream: rpcfw.BidiStream[Any, Any]) -> bool:
+    """The call's transport stream got the server's end (trailers) and its RST_STREAM, none of
+    it read by the caller yet."""
+    call = stream._call
+    transport = None if call is None else call._stream
+    return transport is not None and transport.end_received and transport.error is not None
+
+
+def reader_parked(stream: rpcfw.BidiStream[Any, Any]) -> bool:
+    """A reader waits on the call's transport stream (for the response headers)."""
+    call = stream._call
+    transport = None if call is None else call._stream
+    return transport is not None and transport._reader is not None
 
 
 async def test_rpcfw_client_bidi_reads_replies_sent_before_the_servers_abort(
     echo_pb: ModuleType, server: Peer
 ) -> None:
     async with (
-        asyncio.timeout(5),
+        asyncio.timeout(LIVENESS),  # liveness bound only
         rpcfw.Channel(server.address) as channel,
         echo_pb.EchoStub(channel).bidi() as stream,
     ):
         for word in ("a", "b", "abort:5:gone"):
             await stream.send(echo_pb.EchoRequest(message=word))
-        await asyncio.sleep(0.2)  # replies, trailers and RST_STREAM all arrive before we read
+        await wait_until(lambda: everything_arrived(stream))  # all of it, before we read
         assert [(await stream.recv()).message for _ in range(2)] == ["a", "b"]  # type: ignore[union-attr]
         with pytest.raises(rpcfw.RpcError) as info:
             await stream.recv()
@@ -54,11 +72,11 @@ async def test_rpcfw_client_bidi_reader_already_waiting_gets_replies_then_the_ab
             return messages, exc
         return messages, None
 
-    async with asyncio.timeout(5), rpcfw.Channel(server.address) as channel:
+    async with asyncio.timeout(LIVENESS), rpcfw.Channel(server.address) as channel:
         for _ in range(5):
             async with echo_pb.EchoStub(channel).bidi() as stream:
                 reader = asyncio.ensure_future(read_all(stream))
-                await asyncio.sleep(0.01)  # the reader waits for the response headers
+                await wait_until(lambda: reader_parked(stream))  # waits for the headers
                 for word in ("a", "b", "abort:5:gone"):
                     await stream.send(echo_pb.EchoRequest(message=word))
                 messages, error = await reader
@@ -70,14 +88,16 @@ async def test_rpcfw_client_bidi_reader_already_waiting_gets_replies_then_the_ab
 
 
 async def test_grpcio_client_bidi_reads_replies_sent_before_the_servers_abort(
-    echo_pb: ModuleType, server: Peer, grpc_client: ConnectGrpc
+    echo_pb: ModuleType, server: Peer, grpc_client: ConnectGrpc, wiretap: WireTap
 ) -> None:
-    client = grpc_client(server.address)
-    async with asyncio.timeout(5):
+    await wiretap.start(server.port)
+    client = grpc_client(wiretap.address)
+    async with asyncio.timeout(LIVENESS):  # liveness bound only
         call = client.bidi()
         for word in ("a", "b", "abort:5:gone"):
             await call.write(echo_pb.EchoRequest(message=word))
-        await asyncio.sleep(0.2)
+        # the server's reset went to the client: replies, trailers and reset are all its own
+        await wait_until(lambda: wiretap.sent("server", RST_STREAM))
         assert [(await call.read()).message for _ in range(2)] == ["a", "b"]
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await call.read()
@@ -88,6 +108,7 @@ async def test_rpcfw_client_bidi_gets_ok_when_grpcio_server_ends_before_the_clie
     echo_pb: ModuleType,
 ) -> None:
     async def two_replies_then_ok(requests: Any, context: Any) -> AsyncIterator[Any]:
+        context.set_trailing_metadata((("x-ended", "by the server"),))
         for word in ("one", "two"):
             yield echo_pb.EchoResponse(message=word)
 
@@ -102,14 +123,16 @@ async def test_rpcfw_client_bidi_gets_ok_when_grpcio_server_ends_before_the_clie
     await server.start()
     try:
         async with (
-            asyncio.timeout(5),
+            asyncio.timeout(LIVENESS),  # liveness bound only
             rpcfw.Channel(f"127.0.0.1:{port}") as channel,
             echo_pb.EchoStub(channel).bidi() as stream,
         ):
             await stream.send(echo_pb.EchoRequest(message="never half-closed"))
-            await asyncio.sleep(0.2)
+            await wait_until(lambda: everything_arrived(stream))  # the server ended the call
             assert [r.message async for r in stream] == ["one", "two"]
-            assert stream.status is rpcfw.Status.OK
+            # ended by the server's OK trailers (their metadata came with them), not by the reset
+            assert stream.error is None and stream.trailing_metadata is not None
+            assert stream.trailing_metadata.get_text("x-ended") == "by the server"
     finally:
         await server.stop(0)
 

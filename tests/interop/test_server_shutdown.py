@@ -2,13 +2,17 @@
 
 Each test has an rpcfw client and a grpcio client in flight at once against the same server (a
 grpcio one and an rpcfw one): grpcio's client is the reference for what the rpcfw client reports.
+
+No test measures time: "in flight" means both handlers are in their delay (counted by the
+servicer), what ends a call is told by its status and by the handlers that were cancelled, and
+``LIVENESS`` only bounds waits so that a hang fails the test.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import socket
 from types import ModuleType
 from typing import Any
 
@@ -16,10 +20,15 @@ import grpc
 import pytest
 
 import rpcfw
+from rpcfw import ConnectivityState
 
+from ..echo_service import LIVENESS
 from .calls import KINDS, eventually, grpc_call, rpcfw_call
 from .conftest import ConnectGrpc, Peer
 from .wiretap import WireTap
+
+#: a handler's delay that only the server's stop (or a lost connection) can end: no test waits it
+STOPPED_ONLY = 600_000
 
 
 async def outcome(coro: Any) -> tuple[str, str | None]:
@@ -34,15 +43,27 @@ async def outcome(coro: Any) -> tuple[str, str | None]:
 
 
 async def in_flight(
-    echo_pb: ModuleType, address: str, grpc_client: ConnectGrpc, kind: str, delay_ms: int
+    echo_pb: ModuleType,
+    server: Peer,
+    address: str,
+    grpc_client: ConnectGrpc,
+    kind: str,
+    delay_ms: int,
 ) -> tuple[rpcfw.Channel, asyncio.Future[Any], asyncio.Future[Any]]:
-    """One call of ``kind`` from each client, both in the server's handler when this returns."""
+    """One call of ``kind`` from each client, both in the server's handler (in its delay) when
+    this returns: ``server`` is the Peer behind ``address``."""
     request = echo_pb.EchoRequest(message="in flight", delay_ms=delay_ms, count=1)
     channel = rpcfw.Channel(address)
     ours = asyncio.ensure_future(outcome(rpcfw_call(echo_pb.EchoStub(channel), kind, request)))
     theirs = asyncio.ensure_future(outcome(grpc_call(grpc_client(address), kind, request)))
-    await asyncio.sleep(0.1)
+    await eventually(lambda: server.servicer.delaying == 2)
     return channel, ours, theirs
+
+
+def refuses_connections(port: int) -> bool:
+    """Nothing accepts connections on ``port`` any more (the listener is closed)."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -51,14 +72,16 @@ async def test_server_stop_with_grace_0_fails_calls_in_flight_with_unavailable(
 ) -> None:
     """rpcfw server: UNAVAILABLE "server is shutting down". grpcio server: GOAWAY (INTERNAL_ERROR,
     "Cancelling all calls"), then trailers UNAVAILABLE for each call — which the rpcfw client
-    must read too, not report as a lost connection."""
-    async with asyncio.timeout(5):
-        channel, ours, theirs = await in_flight(echo_pb, server.address, grpc_client, kind, 3000)
+    must read too, not report as a lost connection. The handlers (which would run for minutes)
+    are cancelled: the stop ended the calls."""
+    async with asyncio.timeout(LIVENESS):  # liveness bound only
+        channel, ours, theirs = await in_flight(
+            echo_pb, server, server.address, grpc_client, kind, STOPPED_ONLY
+        )
         async with channel:
-            start = time.monotonic()
             await server.stop(0)
             rpcfw_result, grpc_result = await ours, await theirs
-            assert time.monotonic() - start < 1.0
+        await eventually(lambda: len(server.servicer.cancelled) == 2)
     assert grpc_result[0] == "UNAVAILABLE"
     assert rpcfw_result == grpc_result
 
@@ -68,8 +91,10 @@ async def test_connection_severed_mid_call_is_unavailable_and_stops_the_handler(
     echo_pb: ModuleType, server: Peer, grpc_client: ConnectGrpc, wiretap: WireTap, kind: str
 ) -> None:
     await wiretap.start(server.port)
-    async with asyncio.timeout(5):
-        channel, ours, theirs = await in_flight(echo_pb, wiretap.address, grpc_client, kind, 3000)
+    async with asyncio.timeout(LIVENESS):  # liveness bound only
+        channel, ours, theirs = await in_flight(
+            echo_pb, server, wiretap.address, grpc_client, kind, STOPPED_ONLY
+        )
         async with channel:
             wiretap.sever()
             assert await ours == ("UNAVAILABLE", "connection lost during the call")
@@ -80,8 +105,14 @@ async def test_connection_severed_mid_call_is_unavailable_and_stops_the_handler(
 async def test_server_graceful_stop_finishes_calls_in_flight_and_new_calls_fail_fast(
     echo_pb: ModuleType, server: Peer, grpc_client: ConnectGrpc
 ) -> None:
-    async with asyncio.timeout(5):
-        channel, ours, theirs = await in_flight(echo_pb, server.address, grpc_client, "unary", 300)
+    """Calls the server has when the stop begins finish OK (each handler's short delay is the
+    work it finishes; the grace is far longer); a call started once the rpcfw channel saw the
+    GOAWAY and the listener is closed fails with UNAVAILABLE without waiting: its deadline
+    (a liveness bound) would say DEADLINE_EXCEEDED."""
+    async with asyncio.timeout(LIVENESS):  # liveness bound only
+        channel, ours, theirs = await in_flight(
+            echo_pb, server, server.address, grpc_client, "unary", 300
+        )
         more = [
             asyncio.ensure_future(outcome(rpcfw_call(echo_pb.EchoStub(channel), kind, request)))
             for kind, request in [
@@ -90,32 +121,44 @@ async def test_server_graceful_stop_finishes_calls_in_flight_and_new_calls_fail_
             ]
         ]
         async with channel:
-            await asyncio.sleep(0.05)
-            stopping = asyncio.ensure_future(server.stop(grace=2))
-            await asyncio.sleep(0.1)  # GOAWAY is out; the listener is closed
-            start = time.monotonic()
+            await eventually(lambda: server.servicer.calls == 4)  # the server has all four
+            stopping = asyncio.ensure_future(server.stop(grace=LIVENESS))
+            # the GOAWAY reached the channel, and nothing accepts connections any more
+            await eventually(lambda: channel.get_state() is not ConnectivityState.READY)
+            await eventually(lambda: refuses_connections(server.port))
             new_ours = await outcome(
-                echo_pb.EchoStub(channel).unary(echo_pb.EchoRequest(message="new"))
+                echo_pb.EchoStub(channel).unary(
+                    echo_pb.EchoRequest(message="new"), timeout=LIVENESS
+                )
             )
             new_theirs = await outcome(
-                grpc_client(server.address).unary(echo_pb.EchoRequest(message="new"))
+                grpc_client(server.address).unary(
+                    echo_pb.EchoRequest(message="new"), timeout=LIVENESS
+                )
             )
-            assert time.monotonic() - start < 1.0
             assert (new_ours[0], new_theirs[0]) == ("UNAVAILABLE", "UNAVAILABLE")
             assert [await ours, await theirs, *[await call for call in more]] == [("OK", None)] * 4
             await stopping
+    assert server.servicer.cancelled == []
 
 
 async def test_server_stop_after_grace_cancels_calls_still_running_with_unavailable(
     echo_pb: ModuleType, server: Peer, grpc_client: ConnectGrpc
 ) -> None:
-    async with asyncio.timeout(5):
-        channel, ours, theirs = await in_flight(echo_pb, server.address, grpc_client, "bidi", 3000)
+    """Handlers that would run for minutes, a grace of 0.3 s: the calls are still running once
+    the drain began (the channel saw the GOAWAY), then the stop ends them with UNAVAILABLE and
+    cancels both handlers."""
+    async with asyncio.timeout(LIVENESS):  # liveness bound only
+        channel, ours, theirs = await in_flight(
+            echo_pb, server, server.address, grpc_client, "bidi", STOPPED_ONLY
+        )
         async with channel:
-            start = time.monotonic()
-            await server.stop(grace=0.3)
+            stopping = asyncio.ensure_future(server.stop(grace=0.3))
+            await eventually(lambda: channel.get_state() is not ConnectivityState.READY)
+            assert not ours.done() and not theirs.done()  # draining: the calls still run
+            await stopping
             rpcfw_result, grpc_result = await ours, await theirs
-            assert 0.25 < time.monotonic() - start < 1.5
+        await eventually(lambda: len(server.servicer.cancelled) == 2)
     assert grpc_result[0] == "UNAVAILABLE"
     assert rpcfw_result == grpc_result
 
@@ -164,15 +207,12 @@ async def test_rpcfw_client_reads_the_status_sent_after_a_goaway_with_an_error_c
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
     try:
-        async with asyncio.timeout(5), rpcfw.Channel(address) as channel:
+        async with asyncio.timeout(LIVENESS), rpcfw.Channel(address) as channel:
             stub = echo_pb.EchoStub(channel)
             result = await outcome(stub.unary(echo_pb.EchoRequest(message="x")))
     finally:
-        # the channel reconnects after the GOAWAY; let asyncio finish accepting that connection
-        # before closing, or its socket leaks when the loop ends (asyncio 3.11 teardown race)
-        await asyncio.sleep(0.05)
         server.close()
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(LIVENESS):  # liveness bound only
             await asyncio.gather(*handlers, return_exceptions=True)
             await server.wait_closed()
     assert result == ("UNAVAILABLE", "Cancelling all calls")

@@ -12,6 +12,7 @@ import pytest
 
 from rpcfw.endpoint import Endpoint
 from rpcfw.resolver import DnsResolver, parse_target
+from tests.echo_service import wait_until
 
 
 async def test_dns_resolver_pushes_changes_keeps_last_set_on_error_and_honours_resolve_now(
@@ -42,19 +43,24 @@ async def test_dns_resolver_pushes_changes_keeps_last_set_on_error_and_honours_r
         min_interval=0.01,
     )
     resolver.start()
+
+    async def answered(count: int, hint: object) -> None:
+        """Until lookup number ``count`` was answered (the resolver waits for the next hint,
+        a new ``_wake`` event, once it handled the answer)."""
+        await wait_until(lambda: len(lookups) == count and resolver._wake not in (None, hint))
+
     try:
-        for _ in range(3):  # first answer, then the same set reordered (no push), then an error
-            await asyncio.sleep(0.05)
+        await answered(1, None)  # the first answer
+        for count in (2, 3, 4):  # the same set reordered (no push), an error, the new set
+            hint = resolver._wake
             resolver.resolve_now()
-        await asyncio.sleep(0.05)
-        resolver.resolve_now()  # the new set
-        await asyncio.sleep(0.05)
+            await answered(count, hint)
     finally:
         await resolver.close()
     assert updates[0] == [Endpoint("10.0.0.1", 7000), Endpoint("10.0.0.2", 7000)]
     assert isinstance(updates[1], OSError)  # an error is reported; the channel keeps its set
     assert updates[2] == [Endpoint("10.0.0.3", 7000)]
-    assert len(updates) == 3 and len(lookups) >= 4
+    assert len(updates) == 3 and len(lookups) == 4
     assert resolver.authority == "svc.internal:7000"
 
 
@@ -71,6 +77,5 @@ async def test_dns_resolver_refreshes_periodically(monkeypatch: pytest.MonkeyPat
         parse_target("dns:///h:1"), lambda _: None, refresh_interval=0.05, min_interval=0.0
     )
     resolver.start()
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: calls >= 3)  # no resolve_now: only the refresh_interval does it
     await resolver.close()
-    assert calls >= 3

@@ -54,9 +54,12 @@ async def test_guard_does_not_swallow_outside_cancellation() -> None:
 async def test_closed_guard_deadline_never_fires() -> None:
     guard = CallGuard()
     loop = asyncio.get_running_loop()
-    guard.set_deadline(loop.time() + 0.01, Boom("deadline"))
+    deadline = loop.time() + 0.01
+    guard.set_deadline(deadline, Boom("deadline"))
     guard.close()
-    await asyncio.sleep(0.03)
+    past_it = asyncio.Event()
+    loop.call_at(deadline + 0.001, past_it.set)  # timers run in time order: the deadline's
+    await past_it.wait()  # would have run before this one
     assert guard.error is None
 
 
