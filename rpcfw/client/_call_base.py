@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Self
+from typing import TYPE_CHECKING, Generic
 
 from .._guard import AnyioCallGuard, CallGuard, Guard
 from .._method import MethodSpec, ReqT, RespT
@@ -18,6 +17,7 @@ from ..errors import RpcError, StreamRefusedError
 from ..interceptors.base import ClientCallInfo, ClientInterceptor, safely, status_of
 from ..metadata import Metadata, decode_metadata
 from ..transport import ErrorCode, Stream, StreamResetError
+from ._call_api import ClosesOnExit
 from ._call_status import DEADLINE_EXCEEDED, is_connection_failure, is_endpoint_failure
 from ._connection import ClientConnection
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["CallBase"]
 
 
-class CallBase(Generic[ReqT, RespT]):
+class CallBase(ClosesOnExit, Generic[ReqT, RespT]):
     """A call's state and how it ends: metadata, status truth after an abnormal end,
     cancellation, the interceptors' hooks and the release of its stream."""
 
@@ -186,17 +186,6 @@ class CallBase(Generic[ReqT, RespT]):
     def reset(self, code: int = ErrorCode.CANCEL) -> None:
         if self._stream is not None:
             self._stream.reset(code)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close(exc)
 
     # -- interceptors ----------------------------------------------------------------------
     def _sent(self, message: object, framed: bytes) -> None:

@@ -17,6 +17,7 @@ from .._wire import (
 from ..errors import MessageTooLargeError, RpcError
 from ..metadata import Metadata
 from ..transport import ErrorCode
+from ._call_api import receive_unary
 from ._call_base import CallBase
 from ._call_status import STREAM_ERRORS
 
@@ -149,9 +150,4 @@ class ReceivingCall(CallBase[ReqT, RespT]):
 
     async def recv_unary(self) -> RespT:
         """A unary response: exactly one message, then an OK status."""
-        message = await self.recv()
-        if message is None:
-            await self.finish()
-            raise RpcError(Status.UNIMPLEMENTED, "server sent no response message")
-        await self.finish()
-        return message
+        return await receive_unary(self)

@@ -6,8 +6,7 @@ against the channel's retry buffer, the commit, the throttle's outcome report, a
 from __future__ import annotations
 
 import math
-from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Self
+from typing import TYPE_CHECKING, Generic
 
 import anyio
 
@@ -20,6 +19,7 @@ from ..errors import RpcError
 from ..metadata import Metadata
 from ..policy.retry import HedgingState, RetryBuffer, RetryState
 from ._call import ClientCall
+from ._call_api import ClosesOnExit
 from ._retry import MethodPolicy
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["RetryingCallState"]
 
 
-class RetryingCallState(Generic[ReqT, RespT]):
+class RetryingCallState(ClosesOnExit, Generic[ReqT, RespT]):
     """A call made of attempts until it commits: its state (see ``_retry_stream.py``)."""
 
     def __init__(
@@ -169,14 +169,3 @@ class RetryingCallState(Generic[ReqT, RespT]):
         if self._call is not None:
             self._call.close(error)
         self._guard.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close(exc)

@@ -31,7 +31,7 @@ from ..errors import RpcError
 from ..metadata import Metadata
 from ._attempts import PREVIOUS_ATTEMPTS, deadline_error, hedge, pushback_of
 from ._call import ClientCall
-from ._call_api import ActiveCall
+from ._call_api import ActiveCall, receive_unary
 from ._retry import MethodPolicy, call_deadline
 from ._retry_state import RetryingCallState
 
@@ -230,12 +230,8 @@ class RetryingCall(RetryingCallState[ReqT, RespT]):
         return metadata
 
     async def recv_unary(self) -> RespT:
-        message = await self.recv()
-        if message is None:
-            await self.finish()
-            raise RpcError(Status.UNIMPLEMENTED, "server sent no response message")
-        await self.finish()
-        return message
+        """A unary response: exactly one message, then an OK status."""
+        return await receive_unary(self)
 
     # -- sending -----------------------------------------------------------------------------
     async def send(self, message: ReqT, *, end: bool = False) -> None:
