@@ -9,14 +9,12 @@ import contextlib
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from suite_lib.processes import Child, die_with_parent, pinned
+from suite_lib.processes import Child
 
 from .plan import CLIENTS, Plan
 
@@ -29,7 +27,6 @@ __all__ = [
     "stop_all",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINT = Path(__file__).resolve().parents[1] / "abuse.py"  # what every child runs
 
 
@@ -38,19 +35,7 @@ class ChildProcess(Child):
     asyncio-friendly ``event()``."""
 
     def __init__(self, argv: list[str], core: int, gen_root: str, log_path: Path) -> None:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([gen_root, str(ROOT)]))
-        self.log = log_path
-        with log_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [*pinned(core), sys.executable, str(ENTRY_POINT), *argv],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                env=env,
-                preexec_fn=die_with_parent,
-            )
-        self._buf = b""
-        Child.live.append(self)
+        super().__init__(argv, core, gen_root, log_path, entry=ENTRY_POINT)
 
     async def event(self, within: float) -> dict[str, Any]:
         """The next JSON line the child prints (TimeoutError after ``within`` seconds)."""

@@ -53,12 +53,16 @@ class Child:
 
     live: ClassVar[list[Child]] = []
 
-    def __init__(self, argv: list[str], core: int, gen_root: str, log: Path) -> None:
+    def __init__(
+        self, argv: list[str], core: int, gen_root: str, log: Path, entry: Path = ENTRY_POINT
+    ) -> None:
+        """Start ``python ENTRY ARGV`` pinned to ``core``, ``gen_root`` and the repository on
+        its path, its stderr into ``log``."""
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([gen_root, str(ROOT)]))
         self.log = log
         with log.open("wb") as err:
             self.proc = subprocess.Popen(
-                [*pinned(core), sys.executable, str(ENTRY_POINT), *argv],
+                [*pinned(core), sys.executable, str(entry), *argv],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=err,
