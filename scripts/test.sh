@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash scripts/venv.sh .venv 'typing,dev,etcd'
 export PATH="$PWD/.venv/bin:$PATH"
 
-if [ ! -x /usr/bin/etcd ]; then
+if [ ! -x /usr/bin/etcd ] && [ "${RPCFW_SKIP_ETCD:-}" != 1 ]; then  # the switch: local runs only
   echo "== installing etcd-server (Debian package)"
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
   export DEBIAN_FRONTEND=noninteractive

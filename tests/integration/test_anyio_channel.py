@@ -226,7 +226,7 @@ def test_bidi_call_is_written_and_read_from_two_tasks(backend: str, echo_pb: Mod
         received: list[str] = []
         async with (
             rpcfw.Channel(servers.target()) as channel,
-            stub(channel, echo_pb).bidi() as bidi,
+            stub(channel, echo_pb).bidi(metadata={"x-call": "two-tasks"}) as bidi,
         ):
 
             async def writer() -> None:
@@ -241,12 +241,13 @@ def test_bidi_call_is_written_and_read_from_two_tasks(backend: str, echo_pb: Mod
             async with anyio.create_task_group() as group:
                 group.start_soon(reader)
                 group.start_soon(writer)
-            status = bidi.status
-        return [status, received]
+            trailers = bidi.trailing_metadata
+        return [trailers, received]
 
-    status, received = run(backend, body, echo_pb)
-    assert status is rpcfw.Status.OK
+    trailers, received = run(backend, body, echo_pb)
     assert received == [str(index) for index in range(50)]
+    # the reader read to the server's trailers (the metadata they echo arrived with them)
+    assert trailers is not None and trailers.get_text("x-call") == "two-tasks"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

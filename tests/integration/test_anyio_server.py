@@ -38,7 +38,7 @@ def anyio_echo(echo: ModuleType) -> Any:
             if request.delay_ms:
                 self.sleeping.set()
                 try:
-                    await anyio.sleep(request.delay_ms / 1000)
+                    await anyio.sleep(request.delay_ms / 1000)  # the slow handler under test
                 except anyio.get_cancelled_exc_class():
                     self.cancelled.append(context.method)
                     raise

@@ -43,7 +43,7 @@ async def test_client_stream_takes_a_list_and_an_async_iterable(
 
     async def gen() -> AsyncIterator[Any]:
         for word in ("x", "y"):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a real async iterable: suspends between messages
             yield echo.EchoRequest(message=word)
 
     assert (await stub.client_stream(gen())).message == "x,y"

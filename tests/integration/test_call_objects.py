@@ -161,10 +161,13 @@ async def test_client_stream_call_object_sends_half_closes_and_gets_the_reply(
 async def test_client_stream_reply_half_closes_when_done_writing_was_not_called(
     echo_pb: ModuleType, echo_channel: rpcfw.Channel
 ) -> None:
-    call = echo_pb.EchoStub(echo_channel).client_stream()
+    call = echo_pb.EchoStub(echo_channel).client_stream(metadata=TAGS)
     await call.send(echo_pb.EchoRequest(message="only"))
-    assert (await call).message == "only"
-    assert call.status is Status.OK
+    reply = await call
+    # the handler answers only once its request stream has ended: the half-close was sent, after
+    # exactly the one message
+    assert (reply.message, reply.index) == ("only", 1)
+    assert call.trailing_metadata == Metadata(list(TAGS.items()))
 
 
 async def test_client_stream_message_over_the_send_limit_raises_and_the_call_goes_on(
@@ -189,7 +192,7 @@ async def test_bidi_stream_has_a_peer_and_waits_for_initial_metadata(
         assert (await stream.recv()).message == "m"
         await stream.done_writing()
         assert await stream.recv() is None
-    assert stream.status is Status.OK and stream.trailing_metadata is not None
+    assert stream.trailing_metadata == Metadata(list(TAGS.items()))  # read to the trailers
 
 
 # -- error statuses ----------------------------------------------------------------------------

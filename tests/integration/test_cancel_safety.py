@@ -32,7 +32,7 @@ async def test_a_recv_cancelled_while_a_large_message_arrives_loses_nothing(
         async with (
             asyncio.timeout(LIVENESS),
             rpcfw.Channel(server.address) as channel,
-            echo_pb.EchoStub(channel).bidi() as stream,
+            echo_pb.EchoStub(channel).bidi(metadata={"x-call": "cancel-safety"}) as stream,
         ):
             await stream.send(echo_pb.EchoRequest(payload=PAYLOAD))
             call = stream._call
@@ -57,6 +57,9 @@ async def test_a_recv_cancelled_while_a_large_message_arrives_loses_nothing(
             assert reply is not None and reply.payload == PAYLOAD
             await stream.done_writing()
             assert await stream.recv() is None
-            assert stream.status is rpcfw.Status.OK
+            # the stream stayed in step to its end: the server's trailers, with the metadata it
+            # echoes there, were read after the reply (not a framing error mid-way)
+            assert stream.trailing_metadata is not None
+            assert stream.trailing_metadata.get_text("x-call") == "cancel-safety"
     finally:
         await server.stop(grace=0)

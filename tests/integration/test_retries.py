@@ -72,12 +72,12 @@ def make_scripted(mod: ModuleType) -> Any:
             step = self.script.pop(0) if self.script else "ok"
             if step == "slow":
                 try:
-                    await anyio.sleep(30)
+                    await anyio.sleep(30)  # the slow attempt under test: waits until cancelled
                 except anyio.get_cancelled_exc_class():
                     self.cancelled += 1
                     raise
             elif isinstance(step, tuple) and step[0] == "late":
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # the slow failure under test (each attempt >= 100 ms)
                 context.abort(step[1], "scripted late failure")
             elif isinstance(step, tuple):
                 status, pushback = step
@@ -186,6 +186,9 @@ async def test_deadline_covers_all_attempts(
         with pytest.raises(rpcfw.RpcError) as info:
             await channel.unary_unary(idempotent_unary, echo_pb.EchoRequest(), timeout=0.25)
     assert info.value.status is Status.DEADLINE_EXCEEDED
+    # at most 3: each attempt takes at least 100 ms, so a 4th could not start before 250 ms (a
+    # per-attempt deadline would allow all 5 and end UNAVAILABLE); at least 2: the first retry
+    # starts about 100 ms in, with 150 ms of slack before the deadline
     assert 2 <= len(service.previous) <= 3
 
 

@@ -33,7 +33,8 @@ def make_stream_scripted(mod: ModuleType) -> Any:
     Response = mod.EchoResponse
 
     class StreamScripted(mod.EchoBase):  # type: ignore[misc,name-defined]
-        """One script step per attempt (any method): "ok"; "slow" (waits until cancelled);
+        """One script step per attempt (any method; every attempt's trailers carry its number
+        as ``x-attempt``, unless a pushback replaces them): "ok"; "slow" (waits until cancelled);
         ``("fail", status, pushback or None)``: fails before sending any message (client
         streams: after reading every request); ``("fail_after_read", n, status)``: reads n
         requests, then fails without answering; ``("fail_after_reply", status)``: sends one
@@ -49,11 +50,12 @@ def make_stream_scripted(mod: ModuleType) -> Any:
             value = context.invocation_metadata.get(PREVIOUS)
             self.previous.append(None if value is None else str(value))
             self.received.append([])
+            context.set_trailing_metadata([("x-attempt", str(len(self.previous)))])
             return self.script.pop(0) if self.script else "ok"
 
         async def _slow(self) -> None:
             try:
-                await anyio.sleep(30)
+                await anyio.sleep(30)  # the slow attempt under test: waits until cancelled
             except anyio.get_cancelled_exc_class():
                 self.cancelled += 1
                 raise
@@ -171,7 +173,10 @@ async def test_server_stream_failing_after_headers_without_a_message_is_retried(
         request = echo_pb.EchoRequest(message="s", count=3)
         call = channel.server_stream_call(spec, request, timeout=10)
         replies = [reply async for reply in call]
-        assert call.status is Status.OK
+        # the call object shows the second attempt: not the first one's headers (x-attempt 1)
+        assert call.status is Status.OK and call.initial_metadata == rpcfw.Metadata()
+        assert call.trailing_metadata is not None
+        assert call.trailing_metadata.get_text("x-attempt") == "2"
     assert [(r.index, r.server_id) for r in replies] == [(0, "2"), (1, "2"), (2, "2")]
     assert service.previous == [None, "1"]
 
@@ -359,7 +364,10 @@ async def test_client_stream_call_object_replays_messages_sent_before_the_failur
         await wait_until(lambda: service.received == [["a", "b"]])  # attempt 1 has failed
         await call.send(echo_pb.EchoRequest(message="c"))
         reply = await call.response()
-        assert call.status is Status.OK and call.peer is not None
+        # the call object shows the attempt that answered, not the failed first one
+        assert call.status is Status.OK and call.peer == server.address
+        assert call.trailing_metadata is not None
+        assert call.trailing_metadata.get_text("x-attempt") == "2"
     assert reply.message == "a,b,c"
     assert service.received == [["a", "b"], ["a", "b", "c"]]
     assert service.previous == [None, "1"]
@@ -463,7 +471,9 @@ async def test_unary_call_object_is_retried(echo_pb: ModuleType, scripted: Any) 
     async with rpcfw.Channel(server.address, service_config=retry_config()) as channel:
         call = channel.unary_call(spec, echo_pb.EchoRequest(message="u"), timeout=10)
         reply = await call
+        # the call object shows the third attempt's end, not a failed one's
         assert call.status is Status.OK and call.trailing_metadata is not None
+        assert call.trailing_metadata.get_text("x-attempt") == "3"
     assert reply.index == 3 and service.previous == [None, "1", "2"]
 
 

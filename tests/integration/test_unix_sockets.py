@@ -38,6 +38,8 @@ from tests.needs import need
 
 LIVENESS = 10.0  # generous bound: only a hang trips it
 
+# Platform conditions that are never true in CI (Linux): these skips only apply to a local run on
+# another OS, where unix sockets (Windows) or abstract sockets (macOS, BSD) do not exist
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no unix sockets")
 
 linux_only = pytest.mark.skipif(

@@ -37,7 +37,7 @@ async def test_rpcfw_client_client_stream_to_grpcio_server(
 ) -> None:
     async def words() -> AsyncIterator[Any]:
         for word in ("x", "y", "z"):
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a real async iterable: suspends between messages
             yield echo.EchoRequest(message=word, payload=word.encode())
 
     async with asyncio.timeout(5), rpcfw.Channel(grpcio_server.address) as channel:
@@ -105,11 +105,12 @@ async def test_grpcio_client_bidi_interleaves_with_rpcfw_server(
 ) -> None:
     client = grpc_client((await start_server("rpcfw", mod=echo)).address)
     async with asyncio.timeout(5):
-        call = client.bidi()
+        call = client.bidi(metadata=(("x-call", "bidi"),))
         for index, word in enumerate("abc"):
             await call.write(echo_pb.EchoRequest(message=word))
             reply = await call.read()
             assert (reply.message, reply.index) == (word, index)
         await call.done_writing()
-        assert await call.read() is grpc.aio.EOF
-        assert await call.code() is grpc.StatusCode.OK
+        assert await call.read() is grpc.aio.EOF  # status OK: grpcio raises for any other
+        # ended by rpcfw's trailers: the metadata the server echoes there came with them
+        assert ("x-call", "bidi") in tuple(await call.trailing_metadata())

@@ -84,8 +84,9 @@ async def test_grpcio_client_watches_an_rpcfw_server_until_it_stops(
             seen.append((await call.read()).status)
             await server.stop(grace=2)
             seen.append((await call.read()).status)
+            # EOF: the watch ended with status OK (grpcio's read() raises for any other), and
+            # before the connection closed: the GOAWAY ordering is checked on the wire below
             assert await call.read() is grpc.aio.EOF
-            assert await call.code() is grpc.StatusCode.OK
     assert seen == [
         HealthCheckResponse.SERVING,
         HealthCheckResponse.NOT_SERVING,

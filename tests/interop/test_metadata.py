@@ -73,8 +73,7 @@ async def test_grpcio_client_metadata_round_trips_initial_and_trailing(
         else:
             assert len([r async for r in call]) == 1
         assert echoed(await call.initial_metadata()) == SENT
-        assert echoed(await call.trailing_metadata()) == SENT
-        assert await call.code() is grpc.StatusCode.OK
+        assert echoed(await call.trailing_metadata()) == SENT  # the call ended by the trailers
 
 
 # Unary-response kinds only: grpcio's aio client reads a streaming call's initial metadata in a

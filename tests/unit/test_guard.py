@@ -13,13 +13,15 @@ class Boom(Exception):
 
 async def test_guard_cancel_wakes_waiting_task_with_its_error() -> None:
     guard = CallGuard()
+    entered = asyncio.Event()
 
     async def wait() -> None:
         with guard:
-            await asyncio.sleep(10)
+            entered.set()
+            await asyncio.sleep(10)  # a wait only the guard ends (the test's liveness bound)
 
     task = asyncio.create_task(wait())
-    await asyncio.sleep(0)
+    await entered.wait()
     guard.cancel(Boom("stream reset"))
     with pytest.raises(Boom, match="stream reset"):
         await task
@@ -31,7 +33,7 @@ async def test_guard_deadline_fires_once_and_first_error_wins() -> None:
     loop = asyncio.get_running_loop()
     guard.set_deadline(loop.time() + 0.01, Boom("deadline"))
     with pytest.raises(Boom, match="deadline"), guard:
-        await asyncio.sleep(5)
+        await asyncio.sleep(5)  # a wait only the guard's deadline ends
     guard.cancel(Boom("later"))
     with pytest.raises(Boom, match="deadline"), guard:
         pass
@@ -39,13 +41,15 @@ async def test_guard_deadline_fires_once_and_first_error_wins() -> None:
 
 async def test_guard_does_not_swallow_outside_cancellation() -> None:
     guard = CallGuard()
+    entered = asyncio.Event()
 
     async def wait() -> None:
         with guard:
-            await asyncio.sleep(10)
+            entered.set()
+            await asyncio.sleep(10)  # a wait only the cancellation ends
 
     task = asyncio.create_task(wait())
-    await asyncio.sleep(0)
+    await entered.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
