@@ -3,7 +3,8 @@
 Pure pieces (unit-tested): :mod:`.histogram` (latency recording and percentiles),
 :mod:`.report` (results as table, JSON or CSV), :mod:`.html_report` (HTML page and Markdown),
 :mod:`.svg_plot` (inline SVG charts), :mod:`.schedule` (open-loop send times, duration
-parsing). IO: :mod:`.runner` drives rpcfw Channels.
+parsing), :class:`.progress.ProgressMeter` (what the progress line says). IO: :mod:`.runner`
+drives rpcfw Channels; :class:`.progress.ProgressLine` draws the line on a terminal.
 """
 
 from __future__ import annotations

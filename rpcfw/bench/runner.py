@@ -18,23 +18,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 from .._method import MethodSpec
 from .._status import Cardinality, Status
+from .._tasks import cancel_and_wait
 from ..client import Channel
 from ..errors import RpcError
 from ..metadata import MetadataValue
 from ..tls import ChannelTLS
 from .histogram import LatencyHistogram
+from .progress import ProgressLine, ProgressMeter, ProgressSample
 from .report import PERCENTILES, BenchResult
 from .schedule import OpenLoopSchedule, latency_from_intended
 
 __all__ = ["KINDS", "BenchConfig", "BenchRun", "run_bench"]
+
+_log = logging.getLogger(__name__)
 
 KINDS = {
     Cardinality.UNARY_UNARY: "unary",
@@ -144,6 +149,7 @@ class _Bench:
         self.run = BenchRun()
         self.call = _call_fn(config)
         self.loop = asyncio.get_running_loop()
+        self.line = ProgressLine(sys.stderr) if config.progress else None  # before the clock
         self.start = self.loop.time()
         self.warmup_end = self.start + config.warmup_seconds
         self.end = self.warmup_end + config.duration
@@ -233,30 +239,38 @@ class _Bench:
                 run.per_second.append(0)
             run.per_second[second] += 1
 
-    async def progress(self, stream: TextIO) -> None:
-        config = self.config
-        width = 0
+    def progress_sample(self) -> ProgressSample:
+        """Where the run is now, for the progress line."""
+        run = self.run
+        now = self.loop.time()
+        warming = run.measure_start is None and (
+            self.config.warmup_calls > 0 or self.config.warmup_seconds > 0
+        )
+        if warming:
+            return ProgressSample(now - self.start, run.warmup, warmup=True)
+        elapsed = now - (run.measure_start or self.start)
+        return ProgressSample(elapsed, run.done, sum(run.errors.values()))
+
+    @contextlib.asynccontextmanager
+    async def progress_shown(self) -> AsyncIterator[None]:
+        """Show the progress line on stderr while the body runs (when ``config.progress``),
+        from a task this run owns, cancelled and awaited at the end whatever ends the body."""
+        if self.line is None:
+            yield
+            return
+        meter = ProgressMeter(self.config.duration, self.config.total)
+        task = asyncio.create_task(self.line.run(self.progress_sample, meter))
         try:
-            while True:
-                await asyncio.sleep(0.25)
-                elapsed = self.loop.time() - self.start
-                done = self.run.done
-                goal = f"/{config.total}" if config.total is not None else ""
-                rate = done / elapsed if elapsed > 0 else 0.0
-                line = (
-                    f"  {elapsed:6.1f}s/{config.duration:g}s  {done}{goal} calls  "
-                    f"{rate:,.0f}/s  {sum(self.run.errors.values())} errors"
-                )
-                width = max(width, len(line))
-                stream.write("\r" + line.ljust(width))
-                stream.flush()
+            yield
         finally:
-            stream.write("\r" + " " * width + "\r")
-            stream.flush()
+            await cancel_and_wait(task, _log, "the bench progress line")
 
     async def execute(self) -> float:
+        async with self.progress_shown():
+            return await self._execute()
+
+    async def _execute(self) -> float:
         config = self.config
-        progress = asyncio.ensure_future(self.progress(sys.stderr)) if config.progress else None
         if config.stop_on_sigint:  # a second SIGINT gets Python's default again
             self.loop.add_signal_handler(signal.SIGINT, self._first_sigint)
         workers = [asyncio.ensure_future(self.worker(i)) for i in range(config.concurrency)]
@@ -282,9 +296,6 @@ class _Bench:
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            if progress is not None:
-                progress.cancel()
-                await asyncio.gather(progress, return_exceptions=True)
         return self.loop.time() - (self.run.measure_start or self.start)
 
     def _first_sigint(self) -> None:

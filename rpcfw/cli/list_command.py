@@ -5,7 +5,7 @@ status code when reflection fails, e.g. 12 UNIMPLEMENTED without reflection)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, TypeVar
 
 import typer
@@ -23,6 +23,15 @@ from .channel_options import (
 )
 from .cli_errors import CliError, report
 from .describe_text import describe as describe_symbol
+from .list_table import (
+    METHOD_HEADERS,
+    SERVICE_HEADERS,
+    method_rows,
+    reflected_method_counts,
+    schema_method_counts,
+    service_rows,
+)
+from .output_format import FormatOption, print_table, wants_table
 from .reflection_schema import reflected_schema, reflected_services
 from .schema_options import IncludeOption, ProtoOption, proto_schema
 
@@ -80,25 +89,37 @@ def list_services(
     key: KeyOption = None,
     insecure: InsecureOption = False,
     server_name: ServerNameOption = None,
+    fmt: FormatOption = None,
 ) -> None:
     """List the services of TARGET, one per line, or the methods of SERVICE as
-    SERVICE/METHOD (the form rpcfw call takes)."""
+    SERVICE/METHOD (the form rpcfw call takes); on a terminal (or with --format table) as a
+    table with each service's number of methods, or each method's kind and message types."""
     flags = TlsFlags(tls, cacert, cert, key, insecure, server_name)
+    table = wants_table(fmt)
 
-    async def work(channel: Channel) -> list[str]:
+    async def work(channel: Channel) -> Sequence[Sequence[str]]:
+        if service is None:
+            if proto:
+                schema = proto_schema(proto, include)
+                if table:
+                    return service_rows(schema_method_counts(schema))
+                return [(name,) for name in schema.services]
+            names = await reflected_services(channel, timeout)
+            if table:
+                return service_rows(await reflected_method_counts(channel, names, timeout))
+            return [(name,) for name in names]
         if proto:
             schema = proto_schema(proto, include)
-        elif service is None:
-            return await reflected_services(channel, timeout)
         else:
             schema = await reflected_schema(channel, [service], timeout)
-        if service is None:
-            return schema.services
-        found = schema.service(service)
-        return [f"{found.full_name}/{method.name}" for method in found.methods]
+        return method_rows(schema.service(service))
 
-    for line in _run("list", target, flags, work):
-        typer.echo(line)
+    rows = _run("list", target, flags, work)
+    if table:
+        print_table(SERVICE_HEADERS if service is None else METHOD_HEADERS, rows)
+        return
+    for row in rows:
+        typer.echo(row[0])
 
 
 def describe(

@@ -24,6 +24,7 @@ from ..registry.instance import (
     parse_instance,
 )
 from .cli_errors import extra_hint, one_line
+from .output_format import FormatOption, print_table, wants_table
 
 __all__ = ["registry_app"]
 
@@ -111,8 +112,10 @@ def ls(
     etcd: EtcdOption,
     service: Annotated[str | None, typer.Argument(help="Only this service.")] = None,
     prefix: PrefixOption = DEFAULT_PREFIX,
+    fmt: FormatOption = None,
 ) -> None:
-    """List registered instances (all services, or one)."""
+    """List registered instances (all services, or one): a rich table on a terminal (or with
+    --format table), aligned plain columns otherwise (or with --format plain)."""
     try:
         instances = asyncio.run(_ls(etcd, service, prefix))
     except EtcdError as exc:
@@ -122,9 +125,11 @@ def ls(
     if not instances:
         typer.echo(f"no instances registered{' for ' + service if service else ''}")
         return
-    typer.echo(
-        _table([_row(i) for i in sorted(instances, key=lambda i: (i.service, i.instance_id))])
-    )
+    rows = [_row(i) for i in sorted(instances, key=lambda i: (i.service, i.instance_id))]
+    if wants_table(fmt):
+        print_table([h.capitalize() for h in _HEADER], rows)
+    else:
+        typer.echo(_table(rows))
 
 
 async def _watch(url: str, service: str, prefix: str, duration: float | None) -> None:

@@ -73,6 +73,32 @@ async def test_registry_ls_lists_instances_and_watch_shows_a_join(
         await a.stop(grace=1)
 
 
+async def test_registry_ls_is_plain_unless_a_table_is_asked_for(
+    echo_pb: ModuleType, etcd: EtcdProcess
+) -> None:
+    """Not a terminal (CliRunner): the aligned plain columns, as with --format plain;
+    --format table draws a rich table with the same cells."""
+    a = rpcfw.Server([make_echo_service(echo_pb, "a")], registry=etcd_registrar(etcd.endpoint))
+    await a.start()
+    try:
+        runner = CliRunner()
+        ls = ["registry", "ls", "--etcd", etcd.endpoint]
+        default, plain, table = [
+            await asyncio.to_thread(runner.invoke, app, [*ls, *extra])
+            for extra in ([], ["--format", "plain"], ["--format", "table"])
+        ]
+    finally:
+        await a.stop(grace=1)
+    assert default.exit_code == plain.exit_code == table.exit_code == 0, table.output
+    assert default.output == plain.output
+    header, row = plain.output.splitlines()
+    assert header.split() == ["SERVICE", "INSTANCE", "ADDRESS", "WEIGHT", "ZONE", "VERSION"]
+    assert row.split()[0] == "echo.v1.Echo" and f"127.0.0.1:{a.port}" in row.split()
+    cells = [line.replace("│", " ").replace("┃", " ").split() for line in table.output.splitlines()]
+    assert ["Service", "Instance", "Address", "Weight", "Zone", "Version"] in cells
+    assert row.split() in cells  # the same values
+
+
 @pytest.mark.parametrize("command", [["ls"], ["watch", "echo.v1.Echo", "--duration", "30"]])
 def test_registry_command_with_etcd_unreachable_says_so_and_exits_3(command: list[str]) -> None:
     """Fault: nothing listens on the etcd port."""
