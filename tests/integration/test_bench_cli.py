@@ -249,3 +249,19 @@ def test_plot_without_matplotlib_says_so(
     assert result.exit_code == EXIT_USAGE
     assert "--plot needs matplotlib" in result.stderr
     assert not (tmp_path / "p.png").exists()
+
+
+def test_plot_writes_a_png_and_the_html_report_embeds_it(
+    server_address: str, tmp_path: Path
+) -> None:
+    """With matplotlib (in the dev extra): ``--plot`` writes a PNG, and the HTML report embeds
+    the same kind of image as a base64 PNG (not the SVG it falls back to without matplotlib)."""
+    png, html = tmp_path / "latency.png", tmp_path / "report.html"
+    result = bench(
+        server_address, "echo.v1.Echo/Unary", *MODULE, "-n", "20",
+        "--plot", str(png), "-o", str(html),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    page = html.read_text()
+    assert "data:image/png;base64," in page and "<svg" not in page
