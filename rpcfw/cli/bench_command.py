@@ -43,6 +43,7 @@ from .channel_options import (
     parse_metadata,
 )
 from .cli_errors import EXIT_INPUT, CliError
+from .schema import split_method
 
 __all__ = [
     "EXIT_ALL_FAILED",
@@ -92,20 +93,16 @@ def collect_methods(modules: list[ModuleType]) -> dict[str, MethodSpec[Any, Any]
     return found
 
 
-def split_method(text: str) -> tuple[str, str]:
-    """``pkg.Service/Method``, ``/pkg.Service/Method`` or ``pkg.Service.Method``."""
-    name = text.strip().lstrip("/")
-    if "/" in name:
-        service, _, method = name.rpartition("/")
-    else:
-        service, _, method = name.rpartition(".")
-    if not service or not method or "/" in service:
-        _fail(f"malformed method {text!r}: expected SERVICE/METHOD, e.g. echo.v1.Echo/Unary", 2)
-    return service, method
+def _split_method(text: str) -> tuple[str, str]:
+    """``schema.split_method``, a malformed name being a usage error (exit 2) here."""
+    try:
+        return split_method(text)
+    except CliError as exc:
+        _fail(exc.message, EXIT_USAGE)
 
 
 def find_method(methods: dict[str, MethodSpec[Any, Any]], text: str) -> MethodSpec[Any, Any]:
-    service, method = split_method(text)
+    service, method = _split_method(text)
     spec = methods.get(f"/{service}/{method}")
     if spec is not None:
         return spec
@@ -463,7 +460,7 @@ def _bench(
         _fail(f"--connections {connections} exceeds --concurrency {concurrency}", EXIT_USAGE)
     if plot is not None:
         _check_plot_available()
-    split_method(method)  # a malformed name fails before any code generation
+    _split_method(method)  # a malformed name fails before any code generation
     if proto is None and module is None:
         spec = _reflected(target, extras.tls, method, timeout)
     else:
