@@ -265,3 +265,9 @@ def test_plot_writes_a_png_and_the_html_report_embeds_it(
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     page = html.read_text()
     assert "data:image/png;base64," in page and "<svg" not in page
+
+
+def test_malformed_method_is_a_usage_error(server_address: str) -> None:
+    result = bench(server_address, "nonsense", *MODULE, "-n", "1")
+    assert result.exit_code == EXIT_USAGE
+    assert "malformed method 'nonsense': expected SERVICE/METHOD" in result.stderr
