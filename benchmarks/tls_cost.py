@@ -1,6 +1,7 @@
 """Where TLS's cost goes in rpcfw (issue 10): CPU time per call, not throughput.
 
     python benchmarks/tls_cost.py                     # 100 KiB unary, c=8, 5 rounds (~1 min)
+    python benchmarks/tls_cost.py --grpc              # grpc.aio measured the same way, too
     python benchmarks/tls_cost.py --payload 0 --calls 20000
 
 An rpcfw server and an rpcfw channel run in this one process and event loop, so a call's CPU
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from suite_lib import security
-from suite_lib.model import RESULTS
+from suite_lib.model import PATHS, RESULTS, SERVICE
 from suite_lib.processes import generate
 from suite_lib.report import machine_info
 
@@ -76,18 +77,66 @@ async def cpu_per_call(
         await server.stop(0)
 
 
+async def grpc_cpu_per_call(
+    pb: Any, option: str | None, certs: Path, args: argparse.Namespace
+) -> float:
+    """The same for a grpc.aio server and a grpc.aio channel in this process (its CPU time
+    includes grpc's C-core threads)."""
+    import grpc
+
+    async def unary(request: Any, context: Any) -> Any:
+        return pb.EchoResponse(payload=request.payload)
+
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Unary": grpc.unary_unary_rpc_method_handler(
+                unary, pb.EchoRequest.FromString, pb.EchoResponse.SerializeToString
+            )
+        },
+    )
+    server = security.grpc_server(None)
+    server.add_generic_rpc_handlers((handler,))
+    port = security.grpc_add_port(server, option, certs)
+    await server.start()
+    channel = security.grpc_channel(port, option, certs)
+    try:
+        call = channel.unary_unary(
+            PATHS["unary"], pb.EchoRequest.SerializeToString, pb.EchoResponse.FromString
+        )
+        request = pb.EchoRequest(payload=security.payload(args.payload))
+
+        async def worker(calls: int) -> None:
+            for _ in range(calls):
+                await call(request, timeout=30)
+
+        await worker(100)
+        share = args.calls // args.concurrency
+        started = time.process_time()
+        await asyncio.gather(*(worker(share) for _ in range(args.concurrency)))
+        return (time.process_time() - started) / (share * args.concurrency) * 1e6
+    finally:
+        await channel.close()
+        await server.stop(0)
+
+
 async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     generate(tmp)
     sys.path.insert(0, str(tmp))
+    import bench_pb.echo.v1.echo_pb2 as pb  # the same messages, for grpc.aio
     import bench_pb.echo.v1.echo_rpcfw as mod  # generated just above
 
     certs = security.make_certs(tmp / "certs")
     rounds: dict[str, list[float]] = {"plaintext": [], "tls": []}
+    grpc_rounds: dict[str, list[float]] = {"plaintext": [], "tls": []}
     for _ in range(args.rounds):
         rounds["plaintext"].append(await cpu_per_call(mod, None, certs, args))
         rounds["tls"].append(await cpu_per_call(mod, "tls", certs, args))
+        if args.grpc:
+            grpc_rounds["plaintext"].append(await grpc_cpu_per_call(pb, None, certs, args))
+            grpc_rounds["tls"].append(await grpc_cpu_per_call(pb, "tls", certs, args))
     cipher = security.cipher_cost(certs, max(args.payload, 1))
-    return {"rounds": rounds, "cipher": cipher}
+    return {"rounds": rounds, "grpc_rounds": grpc_rounds, "cipher": cipher}
 
 
 def render(data: dict[str, Any], args: argparse.Namespace, command: str) -> str:
@@ -113,16 +162,38 @@ def render(data: dict[str, Any], args: argparse.Namespace, command: str) -> str:
         f"| OpenSSL alone ({cipher['cipher']}): one side encrypts and decrypts {size} | "
         f"{cipher['us']:.0f} µs |",
         f"| the same for both sides | {both:.0f} µs ({both / added:.0%} of what TLS adds) |",
+        *_grpc_lines(data),
         "",
-        "What TLS adds beyond OpenSSL's own work is asyncio's TLS layer (`asyncio.sslproto`: its "
-        "buffers, a memory BIO each way, the Python calls per record) and cache effects; the "
-        "OpenSSL figure is a best case (the fastest of 5 batches on warm memory buffers).",
+        "The OpenSSL figure is a best case (the fastest of 5 batches on warm memory buffers); "
+        "what TLS adds beyond it is the memory BIOs' copies, asyncio's TLS layer and OpenSSL "
+        "costing more in the real path than on warm buffers (see the README's Benchmark).",
         "",
         "## Machine",
         "",
         *(f"- {k}: {v}" for k, v in data["machine"].items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _grpc_lines(data: dict[str, Any]) -> list[str]:
+    """grpc.aio's figures and both stacks' CPU share (plaintext CPU over TLS CPU: the CPU
+    analogue of issue 10's throughput share), when ``--grpc`` measured them."""
+    grpc_rounds = data["grpc_rounds"]
+    if not grpc_rounds["tls"]:
+        return []
+    plain, tls = (statistics.median(grpc_rounds[k]) for k in ("plaintext", "tls"))
+    ours = statistics.median(data["rounds"]["plaintext"]) / statistics.median(data["rounds"]["tls"])
+    return [
+        "",
+        "| grpc.aio, same process | CPU per call (both sides, C-core threads included) |",
+        "|---|---|",
+        f"| plaintext | {plain:.0f} µs ({_each(grpc_rounds['plaintext'])}) |",
+        f"| TLS | {tls:.0f} µs ({_each(grpc_rounds['tls'])}) |",
+        f"| TLS adds | {tls - plain:.0f} µs |",
+        "",
+        "Throughput TLS leaves of plaintext, if CPU-bound (plaintext CPU / TLS CPU): "
+        f"rpcfw {ours:.0%}, grpc.aio {plain / tls:.0%}.",
+    ]
 
 
 def _each(values: list[float]) -> str:
@@ -136,6 +207,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--grpc", action="store_true", help="also measure a grpc.aio server and channel"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rpcfw-tls-cost-") as tmpdir:
