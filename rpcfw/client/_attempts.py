@@ -16,7 +16,14 @@ from ..errors import RpcError
 from ..policy.retry import PUSHBACK_HEADER, HedgingState, Pushback, parse_pushback
 from ._call_status import DEADLINE_EXCEEDED
 
-__all__ = ["PREVIOUS_ATTEMPTS", "Committed", "deadline_error", "hedge", "pushback_of"]
+__all__ = [
+    "PREVIOUS_ATTEMPTS",
+    "Committed",
+    "Withdrawn",
+    "deadline_error",
+    "hedge",
+    "pushback_of",
+]
 
 PREVIOUS_ATTEMPTS = "grpc-previous-rpc-attempts"
 
@@ -44,6 +51,11 @@ class Committed(Exception):
         self.error = error
 
 
+class Withdrawn(Exception):
+    """A hedged attempt that ended without an outcome of its own (it could no longer be given
+    every request message): neither a failure nor a success, it counts for nothing."""
+
+
 def _keep(result: object) -> None:
     pass
 
@@ -59,7 +71,9 @@ async def hedge(
     fails fatally; the others are then cancelled (their streams reset with CANCEL). A result
     that lost the race by an instant goes to ``discard``. The caller reports the winner's final
     outcome to ``state`` (for throttling). Without a winner, the last failure is
-    raised; ``remaining()`` is the time left before the call's deadline."""
+    raised; ``remaining()`` is the time left before the call's deadline. An attempt that
+    raises ``Withdrawn`` just ends. A result won while the race itself is cancelled goes to
+    ``discard`` too."""
     delay = state.policy.hedging_delay
     result: list[T] = []
     errors: list[RpcError] = []
@@ -71,6 +85,8 @@ async def hedge(
     async def attempt(previous: int) -> None:
         try:
             response = await run(previous)
+        except Withdrawn:
+            pass
         except Committed as committed:  # an answer, even if a failed one: it wins
             state.stopped = True
             fatal.append(committed.error)
@@ -90,26 +106,31 @@ async def hedge(
             running[0] -= 1
             wake.set()
 
-    async with anyio.create_task_group() as group:
-        while not result and not fatal:
-            left = remaining()
-            may_start = left > 0 and state.can_start()
-            if may_start and now() >= start_at[0]:
-                previous = state.started
-                state.on_started()
-                running[0] += 1
-                group.start_soon(attempt, previous)
-                start_at[0] = now() + delay
-                may_start = state.can_start()
-            if running[0] == 0 and not may_start:
-                break  # nothing runs and nothing more may start
-            # the attempts end by themselves at the deadline: past it, wait for them only
-            wait = max(0.0, start_at[0] - now()) if may_start else math.inf
-            with anyio.move_on_after(min(wait, left) if left > 0 else math.inf):
-                await wake.wait()
-            if wake.is_set():
-                wake = anyio.Event()
-        group.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as group:
+            while not result and not fatal:
+                left = remaining()
+                may_start = left > 0 and state.can_start()
+                if may_start and now() >= start_at[0]:
+                    previous = state.started
+                    state.on_started()
+                    running[0] += 1
+                    group.start_soon(attempt, previous)
+                    start_at[0] = now() + delay
+                    may_start = state.can_start()
+                if running[0] == 0 and not may_start:
+                    break  # nothing runs and nothing more may start
+                # the attempts end by themselves at the deadline: past it, wait for them only
+                wait = max(0.0, start_at[0] - now()) if may_start else math.inf
+                with anyio.move_on_after(min(wait, left) if left > 0 else math.inf):
+                    await wake.wait()
+                if wake.is_set():
+                    wake = anyio.Event()
+            group.cancel_scope.cancel()
+    except BaseException:  # cancelled while the losers were cancelled: nobody takes the winner
+        for response in result:
+            discard(response)
+        raise
     if result:
         return result[0]
     if fatal:

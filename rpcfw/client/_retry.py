@@ -52,17 +52,13 @@ def method_policy(
 ) -> MethodPolicy | None:
     """The policy for ``spec``, or None when nothing applies (the fast path). Retry and
     hedging policies are dropped for a method not declared idempotent (IDEMPOTENT or
-    NO_SIDE_EFFECTS) unless its config says ``retryNonIdempotent``; its timeout still applies.
-    A hedging policy is dropped for client-streaming and bidi methods (their requests are
-    sent as the application writes them: not hedged; a retry policy applies)."""
+    NO_SIDE_EFFECTS) unless its config says ``retryNonIdempotent``; its timeout still applies."""
     config = service_config.method_config(spec.path)
     if config is None:
         return None
     retries = config.retry_policy is not None or config.hedging_policy is not None
     if retries and not (spec.idempotent or config.retry_non_idempotent):
         config = replace(config, retry_policy=None, hedging_policy=None)
-    if config.hedging_policy is not None and spec.cardinality.client_streaming:
-        config = replace(config, hedging_policy=None)
     if config.retry_policy is None and config.hedging_policy is None and config.timeout is None:
         return None
     return MethodPolicy(config, throttle)

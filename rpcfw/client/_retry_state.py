@@ -1,6 +1,7 @@
-"""The state of a call under a retry or hedging policy (``RetryingCall``'s base): what its
-users see of it (the current attempt's, once the call is final), the kept request messages
-against the channel's retry buffer, the commit, the throttle's outcome report, and ending it.
+"""The state of a call under a retry or hedging policy (the base of ``RetryingCall`` and of
+``FanOutState``, ``HedgedStreamCall``'s): what its users see of it (the current attempt's,
+once the call is final), the kept request messages against the channel's retry buffer, the
+commit, the throttle's outcome report, and ending it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class RetryingCallState(ClosesOnExit, Generic[ReqT, RespT]):
         )
         self._hedging = (
             None
-            if config.hedging_policy is None or request is None
+            if config.hedging_policy is None
             else HedgingState(config.hedging_policy, policy.throttle)
         )
         self._buffer: RetryBuffer = channel._retry_buffer

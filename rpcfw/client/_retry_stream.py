@@ -13,9 +13,10 @@ messages would pass the channel's retry buffer limits; after that it is the one 
 Retries are driven by the reader (one at a time: the call objects and stub paths read from one
 task): an operation that fails before the commit closes that attempt, backs off and opens the
 next. A writer whose attempt failed keeps the message buffered (the next attempt gets it);
-writers wait while an attempt is being replaced. Hedging applies to calls with one request
-(server streaming, ``unary_call``): the attempts race until one commits (its first message,
-or its OK end), in ``open()``.
+writers wait while an attempt is being replaced. Calls with one request (server streaming,
+``unary_call``) are hedged here: the attempts race until one commits (its first message, or
+its OK end), in ``open()``. Client-streaming and bidi calls are hedged by a
+``HedgedStreamCall`` (``_hedge_stream.py``), whose attempts race while the application writes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..metadata import Metadata
 from ._attempts import PREVIOUS_ATTEMPTS, deadline_error, hedge, pushback_of
 from ._call import ClientCall
 from ._call_api import ActiveCall, receive_unary
+from ._hedge_stream import HedgedStreamCall
 from ._retry import MethodPolicy, call_deadline
 from ._retry_state import RetryingCallState
 
@@ -58,6 +60,10 @@ async def open_with_policy(
     deadline = call_deadline(deadline, config)
     if config.retry_policy is None and config.hedging_policy is None:
         return await channel._open(spec, options, request, request is not None, deadline)
+    if config.hedging_policy is not None and request is None:  # client streaming, bidi
+        hedged = HedgedStreamCall(channel, policy, spec, options, deadline)
+        await hedged.open()
+        return hedged
     call = RetryingCall(channel, policy, spec, options, request, deadline)
     await call.open()
     return call

@@ -300,20 +300,6 @@ async def test_service_config_timeout_applies_to_streaming_calls(
     assert info.value.status is Status.DEADLINE_EXCEEDED and service.previous == [None]
 
 
-async def test_hedging_policy_on_a_client_stream_sends_it_once(
-    echo_pb: ModuleType, scripted: Any
-) -> None:
-    """Fault: UNAVAILABLE (non-fatal for the policy). Client streams are not hedged: one
-    attempt, its failure is the outcome."""
-    service, server = scripted
-    service.script = [UNAVAILABLE, "ok"]
-    spec = idempotent(echo_pb.ECHO_CLIENT_STREAM)
-    async with rpcfw.Channel(server.address, service_config=hedging_config("0s", 3)) as channel:
-        with pytest.raises(rpcfw.RpcError) as info:
-            await channel.stream_unary(spec, requests(echo_pb, "a"), timeout=10)
-    assert info.value.status is Status.UNAVAILABLE and service.previous == [None]
-
-
 async def test_the_one_request_of_a_call_is_not_counted_in_the_retry_buffer(
     echo_pb: ModuleType, scripted: Any
 ) -> None:

@@ -1,9 +1,11 @@
 """rpcfw retries against a grpcio server that fails the first attempts (UNAVAILABLE, and a
 pushback trailer), counting the attempts and their ``grpc-previous-rpc-attempts`` server-side;
-unary calls and streaming calls (a client stream whose requests are replayed)."""
+unary calls and streaming calls (a client stream whose requests are replayed); and a hedged
+client stream whose first attempt never answers."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from types import ModuleType
@@ -14,6 +16,7 @@ import pytest
 
 import rpcfw
 from rpcfw import Status
+from tests.echo_service import wait_until
 
 from .grpc_peer import GrpcEcho
 
@@ -31,6 +34,21 @@ CONFIG = {
                 "maxBackoff": "0.001s",
                 "backoffMultiplier": 1,
                 "retryableStatusCodes": ["UNAVAILABLE"],
+            },
+        }
+    ]
+}
+
+
+PREVIOUS = "grpc-previous-rpc-attempts"
+HEDGING = {
+    "methodConfig": [
+        {
+            "name": [{"service": "echo.v1.Echo", "method": "ClientStream"}],
+            "hedgingPolicy": {
+                "maxAttempts": 2,
+                "hedgingDelay": "0.05s",
+                "nonFatalStatusCodes": ["UNAVAILABLE"],
             },
         }
     ]
@@ -81,11 +99,36 @@ class FailingFirst(GrpcEcho):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
 
 
+class FirstSilent(GrpcEcho):
+    """grpcio Echo whose ClientStream records each attempt's requests; the first attempt reads
+    them all and never answers (until cancelled: recorded in ``cancelled_attempts``)."""
+
+    def __init__(self, mod: ModuleType) -> None:
+        super().__init__(mod)
+        self.previous: list[str | None] = []
+        self.received: list[list[str]] = []
+        self.cancelled_attempts: list[int] = []
+
+    async def client_stream(self, requests: AsyncIterator[Any], context: Any) -> Any:
+        self.previous.append(dict(context.invocation_metadata()).get(PREVIOUS))
+        number, seen = len(self.previous), []
+        self.received.append(seen)
+        async for request in requests:
+            seen.append(request.message)
+        if number == 1:
+            try:
+                await asyncio.sleep(30)  # the attempt that never answers: until cancelled
+            except asyncio.CancelledError:
+                self.cancelled_attempts.append(number)
+                raise
+        return self._mod.EchoResponse(message=",".join(seen), index=number, server_id="grpcio")
+
+
 @pytest.fixture
 async def start_grpcio(echo_pb: ModuleType) -> AsyncIterator[Any]:
     servers: list[Any] = []
 
-    async def start(servicer: FailingFirst) -> str:
+    async def start(servicer: GrpcEcho) -> str:
         server = grpc.aio.server()
         server.add_generic_rpc_handlers([servicer.handler()])
         port = server.add_insecure_port("127.0.0.1:0")
@@ -154,3 +197,24 @@ async def test_client_stream_replayed_to_grpcio_server_after_a_failed_attempt(
     assert reply.message == "a,b,c" and reply.index == 3
     assert servicer.received == [["a", "b", "c"], ["a", "b", "c"]]
     assert servicer.previous == [None, "1"]
+
+
+async def test_client_stream_hedged_against_grpcio_server(
+    echo_pb: ModuleType, start_grpcio: Any
+) -> None:
+    """Fault: grpcio's first attempt reads every request and never answers. The hedge (50 ms
+    later) gets the message sent before it started and the one sent after, answers, and the
+    first attempt is cancelled (grpcio cancels its handler)."""
+    servicer = FirstSilent(echo_pb)
+    address = await start_grpcio(servicer)
+    spec = dataclasses.replace(echo_pb.ECHO_CLIENT_STREAM, idempotent=True)
+    channel = rpcfw.Channel(address, service_config=HEDGING)
+    async with channel, channel.client_stream_call(spec, timeout=10) as call:
+        await call.send(echo_pb.EchoRequest(message="a"))
+        await wait_until(lambda: servicer.received == [["a"], ["a"]])
+        await call.send(echo_pb.EchoRequest(message="b"))
+        await wait_until(lambda: servicer.received == [["a", "b"]] * 2)
+        reply = await call.response()
+        await wait_until(lambda: servicer.cancelled_attempts == [1])
+    assert reply.message == "a,b" and reply.index == 2 and reply.server_id == "grpcio"
+    assert servicer.previous == [None, "1"] and call.status is Status.OK
