@@ -182,7 +182,8 @@ def _grpc_lines(data: dict[str, Any]) -> list[str]:
     if not grpc_rounds["tls"]:
         return []
     plain, tls = (statistics.median(grpc_rounds[k]) for k in ("plaintext", "tls"))
-    ours = statistics.median(data["rounds"]["plaintext"]) / statistics.median(data["rounds"]["tls"])
+    ours = _shares(data["rounds"])
+    theirs = _shares(grpc_rounds)
     return [
         "",
         "| grpc.aio, same process | CPU per call (both sides, C-core threads included) |",
@@ -191,9 +192,22 @@ def _grpc_lines(data: dict[str, Any]) -> list[str]:
         f"| TLS | {tls:.0f} µs ({_each(grpc_rounds['tls'])}) |",
         f"| TLS adds | {tls - plain:.0f} µs |",
         "",
-        "Throughput TLS leaves of plaintext, if CPU-bound (plaintext CPU / TLS CPU): "
-        f"rpcfw {ours:.0%}, grpc.aio {plain / tls:.0%}.",
+        "What TLS leaves of plaintext throughput if CPU-bound (plaintext CPU / TLS CPU, per "
+        "round: the two measurements of a round ran back to back; median and range):",
+        "",
+        "| stack | share | per round |",
+        "|---|---|---|",
+        f"| rpcfw | {statistics.median(ours):.0%} | {_percents(ours)} |",
+        f"| grpc.aio | {statistics.median(theirs):.0%} | {_percents(theirs)} |",
     ]
+
+
+def _shares(rounds: dict[str, list[float]]) -> list[float]:
+    return [p / t for p, t in zip(rounds["plaintext"], rounds["tls"], strict=True)]
+
+
+def _percents(values: list[float]) -> str:
+    return ", ".join(f"{v:.0%}" for v in values)
 
 
 def _each(values: list[float]) -> str:
