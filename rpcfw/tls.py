@@ -22,11 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._unix import is_unix_host
+
 __all__ = ["ALPN_H2", "ChannelTLS", "PeerIdentity", "ServerTLS", "peer_identity"]
 
 log = logging.getLogger("rpcfw.tls")
 
 ALPN_H2 = "h2"
+#: the name a unix socket's certificate is checked against when ``ChannelTLS`` has no
+#: ``server_name`` (the ``:authority`` of calls on a unix target, as in gRPC)
+UNIX_SERVER_NAME = "localhost"
 PathLike = str | os.PathLike[str]
 
 
@@ -174,7 +179,8 @@ class ChannelTLS:
     ``root_certificates``: PEM file or PEM bytes of the CAs to trust (None: the system store).
     ``cert_chain`` / ``private_key``: the client certificate for mTLS (files).
     ``server_name``: the name to check the server's certificate against and send as SNI,
-    instead of each endpoint's own (for tests and IP targets).
+    instead of each endpoint's own (for tests, IP targets and unix sockets: without it a
+    ``unix:``/``unix-abstract:`` target's certificate is checked against ``localhost``).
     ``context``: a ready client-side context instead of the above.
     """
 
@@ -220,8 +226,12 @@ class ChannelTLS:
 
     def name_for(self, host: str, attributes: Mapping[str, Any] | None = None) -> str:
         """The name to verify (and send as SNI) for an endpoint: ``server_name`` if set, else
-        the endpoint's ``server_name`` attribute (a DNS target's name), else its host."""
+        the endpoint's ``server_name`` attribute (a DNS target's name), else its host; a unix
+        socket (``unix:/path``, ``unix-abstract:name``) has no host name: ``localhost``, the
+        ``:authority`` gRPC sends for it (give ``server_name`` for a certificate without it)."""
         if self.server_name is not None:
             return self.server_name
         name = (attributes or {}).get("server_name")
-        return str(name) if name else host
+        if name:
+            return str(name)
+        return UNIX_SERVER_NAME if is_unix_host(host) else host

@@ -4,6 +4,7 @@ of the channel) on other anyio backends."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Callable, Mapping
@@ -12,7 +13,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSAttribute
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from .._runtime import AsyncioRuntime, ChannelRuntime, TaskHandle
 from .._unix import socket_address
@@ -88,46 +89,17 @@ class ClientConnection:
         runtime = self.runtime
         protocol: IOConnection
         tls = self._config.tls
-        if self.unix_path is not None:
-            protocol = await self._connect_unix(self.unix_path)
-        elif isinstance(runtime, AsyncioRuntime):
-            transport, protocol = await runtime.loop.create_connection(
-                lambda: AioConnection(
-                    H2Connection(self._config.http2, client=True),
-                    self,
-                    keepalive=self._config.keepalive,
-                ),
-                self.host,
-                self.port,
-                ssl=None if tls is None else tls.context,
-                server_hostname=self.server_name,
-                ssl_handshake_timeout=None if tls is None else tls.handshake_timeout,
-            )
-            if tls is not None:
-                ssl_object = transport.get_extra_info("ssl_object")
-                _check_alpn(None if ssl_object is None else ssl_object.selected_alpn_protocol())
+        if isinstance(runtime, AsyncioRuntime):
+            protocol = await self._connect_asyncio(runtime)
         else:
-            byte_stream: anyio.abc.ByteStream
-            if tls is None:
-                byte_stream = await anyio.connect_tcp(self.host, self.port)
-            else:
-                assert self.server_name is not None
-                with anyio.fail_after(tls.handshake_timeout):
-                    byte_stream = await anyio.connect_tcp(
-                        self.host,
-                        self.port,
-                        ssl_context=tls.context,
-                        tls_hostname=self.server_name,
-                        tls_standard_compatible=False,
-                    )
-                _check_alpn(byte_stream.extra(TLSAttribute.alpn_protocol, None))
+            byte_stream = await self._connect_anyio()
             protocol = AnyioConnection(
                 H2Connection(self._config.http2, client=True),
                 self,
                 byte_stream,
                 keepalive=self._config.keepalive,
             )
-            self._run = runtime.spawn(protocol.run, f"connection to {self.host}:{self.port}")
+            self._run = runtime.spawn(protocol.run, f"connection to {self.label}")
         self.protocol = protocol
         if self.closed:  # closed while connecting
             protocol.close()
@@ -140,42 +112,92 @@ class ClientConnection:
             hint = (
                 "does the server want a client certificate this one lacks?"
                 if tls is not None
-                else "is it a TLS port (pass tls=)?"
+                else f"is it a TLS {'port' if self.unix_path is None else 'socket'} (pass tls=)?"
             )
             raise OSError(f"connection lost during the HTTP/2 handshake: {exc} ({hint})") from None
 
-    async def _connect_unix(self, path: str) -> IOConnection:
-        """Dial a unix socket (plaintext: TLS over unix sockets is not supported)."""
-        if self._config.tls is not None:
-            raise ConnectionError(f"{self.host}: TLS over unix sockets is not supported")
-        runtime = self.runtime
-        if isinstance(runtime, AsyncioRuntime):
+    def _aio_protocol(self) -> AioConnection:
+        return AioConnection(
+            H2Connection(self._config.http2, client=True), self, keepalive=self._config.keepalive
+        )
+
+    async def _connect_asyncio(self, runtime: AsyncioRuntime) -> AioConnection:
+        """TCP or a unix socket, over TLS when the channel has it (the loop's handshake, bounded
+        by the ``ChannelTLS`` handshake timeout; the server must choose ALPN h2)."""
+        tls = self._config.tls
+        ssl_context = None if tls is None else tls.context
+        handshake_timeout = None if tls is None else tls.handshake_timeout
+        transport: asyncio.BaseTransport
+        if self.unix_path is None:
+            transport, protocol = await runtime.loop.create_connection(
+                self._aio_protocol,
+                self.host,
+                self.port,
+                ssl=ssl_context,
+                server_hostname=self.server_name,
+                ssl_handshake_timeout=handshake_timeout,
+            )
+        else:
             # our own socket: uvloop's create_unix_connection(path=) cannot dial abstract names
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.setblocking(False)
-                await runtime.loop.sock_connect(sock, path)
-                _, protocol = await runtime.loop.create_unix_connection(
-                    lambda: AioConnection(
-                        H2Connection(self._config.http2, client=True),
-                        self,
-                        keepalive=self._config.keepalive,
-                    ),
+                await runtime.loop.sock_connect(sock, self.unix_path)
+                transport, protocol = await runtime.loop.create_unix_connection(
+                    self._aio_protocol,
                     sock=sock,
+                    ssl=ssl_context,
+                    server_hostname=self.server_name,
+                    ssl_handshake_timeout=handshake_timeout,
                 )
             except BaseException:
                 sock.close()
                 raise
-            return protocol
-        byte_stream = await anyio.connect_unix(path)
-        anyio_protocol = AnyioConnection(
-            H2Connection(self._config.http2, client=True),
-            self,
-            byte_stream,
-            keepalive=self._config.keepalive,
-        )
-        self._run = runtime.spawn(anyio_protocol.run, f"connection to {self.host}")
-        return anyio_protocol
+        if tls is not None:
+            ssl_object = transport.get_extra_info("ssl_object")
+            try:
+                _check_alpn(None if ssl_object is None else ssl_object.selected_alpn_protocol())
+            except ConnectionError:
+                transport.abort()
+                raise
+        return protocol
+
+    async def _connect_anyio(self) -> anyio.abc.ByteStream:
+        """The byte stream on other anyio backends: TCP or a unix socket, wrapped in anyio's TLS
+        stream when the channel has TLS (connect and handshake bounded by its timeout)."""
+        tls = self._config.tls
+        if tls is None:
+            if self.unix_path is not None:
+                return await anyio.connect_unix(self.unix_path)
+            return await anyio.connect_tcp(self.host, self.port)
+        assert self.server_name is not None
+        with anyio.fail_after(tls.handshake_timeout):
+            if self.unix_path is None:
+                byte_stream: anyio.abc.ByteStream = await anyio.connect_tcp(
+                    self.host,
+                    self.port,
+                    ssl_context=tls.context,
+                    tls_hostname=self.server_name,
+                    tls_standard_compatible=False,
+                )
+            else:
+                unix_stream = await anyio.connect_unix(self.unix_path)
+                try:
+                    byte_stream = await TLSStream.wrap(
+                        unix_stream,
+                        hostname=self.server_name,
+                        ssl_context=tls.context,
+                        standard_compatible=False,
+                    )
+                except BaseException:
+                    await anyio.aclose_forcefully(unix_stream)
+                    raise
+        try:
+            _check_alpn(byte_stream.extra(TLSAttribute.alpn_protocol, None))
+        except ConnectionError:
+            await anyio.aclose_forcefully(byte_stream)
+            raise
+        return byte_stream
 
     @property
     def ready(self) -> bool:
