@@ -5,9 +5,9 @@
     python examples/anyio_trio.py                # trio
     python examples/anyio_trio.py asyncio        # the same code on asyncio
 
-What runs where: `Server.serve()` and `Channel` (static, dns and unix targets, TLS,
-compression, retries, interceptors) run on any anyio backend. Asyncio only: `Server.start()/
-stop(grace)/run()` (graceful drain, signals), registration (`registry=`) and the `etcd://` and
+What runs where: `Server.serve()` (with its graceful `stop(grace)`) and `Channel` (static, dns
+and unix targets, TLS, compression, retries, interceptors) run on any anyio backend. Asyncio
+only: `Server.start()/run()` (signals), registration (`registry=`) and the `etcd://` and
 `local://` targets.
 """
 
@@ -37,7 +37,9 @@ async def main(backend: str) -> None:
             with anyio.fail_after(5):
                 replies = [await greeter.say_hello(HelloRequest(name=n)) for n in ("ann", "bob")]
             print(f"on {backend}:", [r.message for r in replies])
-        tasks.cancel_scope.cancel()  # stops the server: GOAWAY, handlers cancelled, port closed
+        # drains the server (GOAWAY, calls in flight get up to 5 s), then serve() returns and the
+        # task group exits; cancelling the task group instead would stop it at once
+        await server.stop(grace=5)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import signal
 import ssl
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -44,6 +44,9 @@ from ._dispatch import DispatchConfig
 from ._drain import GraceBudget, drain
 from ._listen import listen
 from ._tls_accept import TlsHandshakes
+
+if TYPE_CHECKING:
+    from ._anyio import _AnyioServing
 
 __all__ = ["DEFAULT_SERVER_KEEPALIVE", "Server", "ServerStats"]
 
@@ -152,6 +155,7 @@ class Server:
         self._tls_handshakes = TlsHandshakes(self.stats)
         self._connections: set[ServerConnection] = set()
         self._anyio_connections: set[object] = set()  # served by serve()
+        self._anyio_serving: _AnyioServing | None = None  # while serve() runs
         self._unix_sockets: list[BoundUnixSocket] = []  # socket files to remove on stop
         self._stopped: asyncio.Event | None = None
         self._stopping: asyncio.Task[None] | None = None
@@ -213,8 +217,10 @@ class Server:
 
     @property
     def running_calls(self) -> int:
-        """Handler tasks running now."""
-        return sum(len(conn.calls) for conn in self._connections)
+        """Handler tasks running now (on either IO layer)."""
+        serving = self._anyio_serving
+        anyio_calls = serving.calls if serving is not None else 0
+        return sum(len(conn.calls) for conn in self._connections) + anyio_calls
 
     async def start(
         self,
@@ -289,13 +295,19 @@ class Server:
         *,
         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Serve on any anyio backend, asyncio or trio, until cancelled:
+        """Serve on any anyio backend, asyncio or trio, until stopped or cancelled:
         ``port = await task_group.start(server.serve, host, port)``.
 
-        Cancelling the task group stops the server at once: each connection gets a GOAWAY,
-        handlers are cancelled (no grace; use ``start()``/``stop(grace)`` on asyncio for a
-        graceful drain), sockets close. Health (Check and Watch) works on every backend;
-        registration (``registry=``) is asyncio-only (its registry clients are).
+        ``await server.stop(grace)`` from another task drains it, as after ``start()``: the
+        listener closes, health goes NOT_SERVING, GOAWAY, calls in flight get up to ``grace``
+        seconds (None: no limit), the rest end with UNAVAILABLE; then ``serve()`` returns
+        normally (the task group exits without cancellation) and ``stop()`` returns. The drain
+        runs in the task that runs ``serve()``; a later ``stop(g)`` can only shorten it.
+
+        Cancelling the task group stops the server at once (during a drain too): each
+        connection gets a GOAWAY, handlers are cancelled (no grace), sockets close. Health
+        (Check and Watch) works on every backend; registration (``registry=``) is asyncio-only
+        (its registry clients are): ``serve()`` does not register or deregister.
         ``host`` may be a unix socket (``"unix:/path"``, ``"unix-abstract:name"``) as for
         ``start()``: it reports port 0 (``server.address`` is the target) and removes its
         socket file when it ends.
@@ -384,7 +396,14 @@ class Server:
 
         Called again while a drain runs, it waits for that drain, which it can only shorten:
         the calls still running get at most ``grace`` more seconds from now (``stop(0)``: they
-        end with UNAVAILABLE at once, as grpc-go's ``Stop()`` after ``GracefulStop()``)."""
+        end with UNAVAILABLE at once, as grpc-go's ``Stop()`` after ``GracefulStop()``).
+
+        The same for a server run by ``serve()``, on any anyio backend (trio too): call it from
+        another task; it returns once ``serve()`` has returned. Cancelling the caller of
+        ``stop()`` does not stop the drain. A server not started (or already stopped): no-op."""
+        if self._anyio_serving is not None:
+            await self._anyio_serving.stop(grace)
+            return
         if self._server is None:
             return
         if self._stopping is None:
