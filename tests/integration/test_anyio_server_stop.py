@@ -12,6 +12,8 @@ except the grace under test (0.2 s) and liveness bounds.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -100,6 +102,24 @@ class Harness:
         if self.client is not None:
             self.client.channel.close()
 
+    @contextlib.asynccontextmanager
+    async def with_a_stuck_call(self) -> AsyncIterator[anyio.abc.TaskGroup]:
+        """Serve, start a call (``outcome["stuck"]``) whose handler waits on the gate, and
+        yield the serving task group once the handler runs (inside a liveness bound); the
+        call's thread is awaited on the way out, then the client closed and the port checked
+        closed."""
+        async with anyio.create_task_group() as group:
+            await self.start(group)
+            try:
+                async with anyio.create_task_group() as calls:
+                    calls.start_soon(anyio.to_thread.run_sync, self.call, "stuck", "gate")
+                    with anyio.fail_after(LIVENESS):
+                        await self.service.entered.wait()
+                        yield group
+            finally:
+                self.close()
+        await assert_port_closed(self.port)
+
 
 async def assert_port_closed(port: int) -> None:
     with pytest.raises(OSError):
@@ -155,20 +175,11 @@ def test_stop_cancels_the_calls_still_running_when_the_grace_expires(
     server, service = harness.server, harness.service
 
     async def main() -> None:
-        async with anyio.create_task_group() as group:
-            await harness.start(group)
-            try:
-                async with anyio.create_task_group() as calls:
-                    calls.start_soon(anyio.to_thread.run_sync, harness.call, "stuck", "gate")
-                    with anyio.fail_after(LIVENESS):
-                        await service.entered.wait()
-                        await harness.stop(SHORT_GRACE)  # never released: the grace expires
-                    assert harness.outcome["serve returned"] is True  # before stop() returned
-                    assert server.running_calls == 0
-                    assert server.open_connections == 0
-            finally:
-                harness.close()
-        await assert_port_closed(harness.port)
+        async with harness.with_a_stuck_call():
+            await harness.stop(SHORT_GRACE)  # never released: the grace expires
+            assert harness.outcome["serve returned"] is True  # before stop() returned
+            assert server.running_calls == 0
+            assert server.open_connections == 0
 
     anyio.run(main, backend=backend)
     assert harness.outcome["stuck"] == (grpc.StatusCode.UNAVAILABLE, "server is shutting down")
@@ -181,19 +192,10 @@ def test_a_later_stop_0_cuts_a_drain_short(backend: str, echo_pb: ModuleType) ->
     server, service = harness.server, harness.service
 
     async def main() -> None:
-        async with anyio.create_task_group() as group:
-            await harness.start(group)
-            try:
-                async with anyio.create_task_group() as calls:
-                    calls.start_soon(anyio.to_thread.run_sync, harness.call, "stuck", "gate")
-                    with anyio.fail_after(LIVENESS):
-                        await service.entered.wait()
-                        group.start_soon(harness.stop, None)  # no limit: it would wait forever
-                        await wait_until(lambda: draining(server))
-                        await harness.stop(0)  # as grpc-go's Stop() after GracefulStop()
-            finally:
-                harness.close()
-        await assert_port_closed(harness.port)
+        async with harness.with_a_stuck_call() as group:
+            group.start_soon(harness.stop, None)  # no limit: it would wait forever
+            await wait_until(lambda: draining(server))
+            await harness.stop(0)  # as grpc-go's Stop() after GracefulStop()
 
     anyio.run(main, backend=backend)
     assert harness.outcome["stuck"][0] is grpc.StatusCode.UNAVAILABLE
