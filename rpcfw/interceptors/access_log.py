@@ -15,24 +15,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .._status import Status
-from .base import ClientCallInfo, ClientInterceptor, ServerInterceptor
+from .base import SERVER_FAULTS, ClientCallInfo, ClientInterceptor, ServerInterceptor
 
 if TYPE_CHECKING:
     from ..server import CallContext
 
 __all__ = ["AccessLogClient", "AccessLogServer"]
-
-#: statuses that mean something went wrong on the serving side (logged at WARNING)
-SERVER_FAULTS = frozenset(
-    {
-        Status.UNKNOWN,
-        Status.DEADLINE_EXCEEDED,
-        Status.UNIMPLEMENTED,
-        Status.INTERNAL,
-        Status.UNAVAILABLE,
-        Status.DATA_LOSS,
-    }
-)
 
 
 def _record(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..server import CallContext
 
 __all__ = [
+    "SERVER_FAULTS",
     "CallCounters",
     "ClientCallInfo",
     "ClientInterceptor",
@@ -38,6 +39,20 @@ __all__ = [
 ]
 
 log = logging.getLogger("rpcfw.interceptors")
+
+#: statuses that mean something went wrong on the serving side, as the gRPC conventions count
+#: server errors (the others, NOT_FOUND, INVALID_ARGUMENT..., are the client's problem): the
+#: access log writes them at WARNING, OpenTelemetry server spans get status ERROR
+SERVER_FAULTS = frozenset(
+    {
+        Status.UNKNOWN,
+        Status.DEADLINE_EXCEEDED,
+        Status.UNIMPLEMENTED,
+        Status.INTERNAL,
+        Status.UNAVAILABLE,
+        Status.DATA_LOSS,
+    }
+)
 
 
 @dataclass(eq=False, kw_only=True)

@@ -13,7 +13,7 @@ from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, StatusCode
 
 from .._status import Status
-from ..interceptors.base import ServerInterceptor
+from ..interceptors.base import SERVER_FAULTS, ServerInterceptor
 from ._common import (
     MethodAttributes,
     OtelState,
@@ -26,19 +26,6 @@ if TYPE_CHECKING:
     from ..server import CallContext
 
 __all__ = ["OpenTelemetryServerInterceptor"]
-
-#: the codes the gRPC semantic conventions count as server errors (span status ERROR); the
-#: others (NOT_FOUND, INVALID_ARGUMENT, ...) are the client's problem, the span stays UNSET
-SERVER_ERRORS = frozenset(
-    {
-        Status.UNKNOWN,
-        Status.DEADLINE_EXCEEDED,
-        Status.UNIMPLEMENTED,
-        Status.INTERNAL,
-        Status.UNAVAILABLE,
-        Status.DATA_LOSS,
-    }
-)
 
 
 class _Call:
@@ -126,7 +113,7 @@ class OpenTelemetryServerInterceptor(ServerInterceptor, OtelState):
             span = state.span
             if span.is_recording():
                 span.set_attribute("rpc.grpc.status_code", code)
-                if status in SERVER_ERRORS:
+                if status in SERVER_FAULTS:
                     span.set_status(StatusCode.ERROR, context.status_message or status.name)
             span.end()
             attributes = state.method.with_status(code)
