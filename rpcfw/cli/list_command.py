@@ -32,8 +32,8 @@ from .list_table import (
     service_rows,
 )
 from .output_format import FormatOption, print_table, wants_table
-from .reflection_schema import reflected_schema, reflected_services
-from .schema_options import IncludeOption, ProtoOption, proto_schema
+from .reflection_schema import reflected_services
+from .schema_options import IncludeOption, ProtoOption, load_schema, proto_schema
 
 __all__ = ["describe", "list_services"]
 
@@ -108,10 +108,7 @@ def list_services(
             if table:
                 return service_rows(await reflected_method_counts(channel, names, timeout))
             return [(name,) for name in names]
-        if proto:
-            schema = proto_schema(proto, include)
-        else:
-            schema = await reflected_schema(channel, [service], timeout)
+        schema = await load_schema(channel, proto, include, [service], timeout)
         return method_rows(schema.service(service))
 
     rows = _run("list", target, flags, work)
@@ -148,10 +145,7 @@ def describe(
     name = symbol.strip().lstrip(".").replace("/", ".")
 
     async def work(channel: Channel) -> str:
-        if proto:
-            schema = proto_schema(proto, include)
-        else:
-            schema = await reflected_schema(channel, [name], timeout)
+        schema = await load_schema(channel, proto, include, [name], timeout)
         return describe_symbol(schema.symbol(name))
 
     typer.echo(_run("describe", target, flags, work))
