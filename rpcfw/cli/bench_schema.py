@@ -7,9 +7,9 @@ import asyncio
 from typing import Any
 
 from .._method import MethodSpec
-from .._status import Cardinality
 from .channel_options import TlsFlags, open_channel
 from .cli_errors import fail
+from .raw_method import method_spec
 from .reflection_schema import reflected_schema, reflected_services
 from .schema import Schema, split_method
 
@@ -24,12 +24,8 @@ async def _reflect(target: str, tls: TlsFlags, method: str, seconds: float) -> M
             fail(f"unknown service {service!r}; services: {', '.join(services) or '(none)'}")
         schema = await reflected_schema(channel, [service], seconds)
     found = schema.method(method)
-    kind = Cardinality((bool(found.client_streaming), bool(found.server_streaming)))
-    return MethodSpec(
-        f"/{found.containing_service.full_name}/{found.name}",
-        kind,
-        Schema.message_class(found.input_type),
-        Schema.message_class(found.output_type),
+    return method_spec(
+        found, Schema.message_class(found.input_type), Schema.message_class(found.output_type)
     )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from google.protobuf import descriptor
 
-from .._method import MethodSpec
+from .._method import MethodSpec, ReqT, RespT
 from .._status import Cardinality
 
-__all__ = ["RawMessage", "raw_spec"]
+__all__ = ["RawMessage", "method_spec", "raw_spec"]
 
 
 class RawMessage:
@@ -27,8 +27,16 @@ class RawMessage:
         return cls(bytes(data))
 
 
-def raw_spec(method: descriptor.MethodDescriptor) -> MethodSpec[RawMessage, RawMessage]:
-    """The spec to call ``method`` with bytes (``/pkg.Service/Method``, its call kind)."""
+def method_spec(
+    method: descriptor.MethodDescriptor, request_type: type[ReqT], response_type: type[RespT]
+) -> MethodSpec[ReqT, RespT]:
+    """The spec to call ``method`` (``/pkg.Service/Method``, its call kind) with these
+    message types."""
     kind = Cardinality((bool(method.client_streaming), bool(method.server_streaming)))
     path = f"/{method.containing_service.full_name}/{method.name}"
-    return MethodSpec(path, kind, RawMessage, RawMessage)
+    return MethodSpec(path, kind, request_type, response_type)
+
+
+def raw_spec(method: descriptor.MethodDescriptor) -> MethodSpec[RawMessage, RawMessage]:
+    """The spec to call ``method`` with bytes."""
+    return method_spec(method, RawMessage, RawMessage)
