@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,21 @@ from suite_lib.processes import generate
 from suite_lib.report import machine_info
 
 import rpcfw
+
+
+async def _timed_calls(unary: Callable[[], Awaitable[object]], args: argparse.Namespace) -> float:
+    """Microseconds of this process's CPU per ``unary()`` call, ``args.calls`` calls at
+    ``args.concurrency``, after 100 to connect, shake hands and warm caches."""
+
+    async def worker(calls: int) -> None:
+        for _ in range(calls):
+            await unary()
+
+    await worker(100)
+    share = args.calls // args.concurrency
+    started = time.process_time()
+    await asyncio.gather(*(worker(share) for _ in range(args.concurrency)))
+    return (time.process_time() - started) / (share * args.concurrency) * 1e6
 
 
 async def cpu_per_call(
@@ -62,16 +78,7 @@ async def cpu_per_call(
     try:
         stub = mod.EchoStub(channel)
         request = mod.EchoRequest(payload=security.payload(args.payload))
-
-        async def worker(calls: int) -> None:
-            for _ in range(calls):
-                await stub.unary(request, timeout=30)
-
-        await worker(100)  # connection, handshake, warm caches
-        share = args.calls // args.concurrency
-        started = time.process_time()
-        await asyncio.gather(*(worker(share) for _ in range(args.concurrency)))
-        return (time.process_time() - started) / (share * args.concurrency) * 1e6
+        return await _timed_calls(lambda: stub.unary(request, timeout=30), args)
     finally:
         await channel.close()
         await server.stop(0)
@@ -105,16 +112,7 @@ async def grpc_cpu_per_call(
             PATHS["unary"], pb.EchoRequest.SerializeToString, pb.EchoResponse.FromString
         )
         request = pb.EchoRequest(payload=security.payload(args.payload))
-
-        async def worker(calls: int) -> None:
-            for _ in range(calls):
-                await call(request, timeout=30)
-
-        await worker(100)
-        share = args.calls // args.concurrency
-        started = time.process_time()
-        await asyncio.gather(*(worker(share) for _ in range(args.concurrency)))
-        return (time.process_time() - started) / (share * args.concurrency) * 1e6
+        return await _timed_calls(lambda: call(request, timeout=30), args)
     finally:
         await channel.close()
         await server.stop(0)
