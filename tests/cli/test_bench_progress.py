@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import rpcfw.bench.progress as progress_module
 from rpcfw.bench.progress import INTERVAL, ProgressLine, ProgressMeter, ProgressSample
 
 from ..conftest import ROOT
@@ -109,20 +110,35 @@ async def test_the_line_is_drawn_from_its_task_and_cleared_when_cancelled(
 
 
 async def test_at_most_four_updates_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every wait between two samples is INTERVAL (>= 0.25 s), and the line samples once per
+    wait (plus the first view at once): at most four updates a second, on any machine."""
     monkeypatch.setenv("TERM", "xterm")
     assert INTERVAL >= 0.25
-    sampled: list[float] = []
+    sampled: list[int] = []
+    waits: list[float] = []
+    three_waits = asyncio.Event()
+    real_sleep = asyncio.sleep
+
+    async def recorded_sleep(delay: float) -> None:  # the line's clock, without the time
+        waits.append(delay)
+        if len(waits) == 3:
+            three_waits.set()
+            await asyncio.get_running_loop().create_future()  # parked until cancelled
+        await real_sleep(0)
 
     def sample() -> ProgressSample:
-        sampled.append(time.monotonic())
+        sampled.append(len(waits))
         return ProgressSample(0.0, 0, 0)
 
+    monkeypatch.setattr(progress_module.asyncio, "sleep", recorded_sleep)
     line = ProgressLine(FakeTerminal())
     task = asyncio.create_task(line.run(sample, ProgressMeter(10.0, None)))
-    await asyncio.sleep(0.6)
+    async with asyncio.timeout(LIVENESS):
+        await three_waits.wait()
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    assert 1 <= len(sampled) <= 4  # at 0, 0.25 and 0.5 s (a slow machine: fewer)
+    assert waits == [INTERVAL] * 3
+    assert sampled == [0, 1, 2]  # one sample at once, then one after each completed wait
 
 
 # -- end to end ------------------------------------------------------------------------------
